@@ -1,0 +1,37 @@
+# dlbasics: `make train` and `make test` set everything up on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+# torch first, from a range the local CPU wheel (2.13.0) satisfies; a looser spec would let
+# pip fetch a newer build with several GB of CUDA libraries.
+TORCH_SPEC := torch>=2.4,<2.14
+LOGDIR ?= .
+
+.PHONY: install train test test-slow lint tb clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install "$(TORCH_SPEC)"
+	$(PY) -m pip install -e ".[dev]"
+	touch $@
+
+install: $(INSTALLED)
+
+train: install  ## train the default model (an MLP on digits); extra overrides: make train ARGS="act=tanh"
+	$(PY) scripts/train.py $(ARGS)
+
+test: install  ## the test suite without the tests marked slow
+	$(PY) -m pytest -m "not slow" $(ARGS)
+
+test-slow: install  ## only the slow tests (full accuracy targets, long runs)
+	$(PY) -m pytest -m slow $(ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+tb: install  ## TensorBoard over every run below LOGDIR (default: the whole checkout)
+	$(VENV)/bin/tensorboard --logdir $(LOGDIR)
+
+clean:
+	rm -rf outputs multirun .pytest_cache .ruff_cache

@@ -1,0 +1,68 @@
+"""Activation functions by name (`act=relu`), and the output-layer activations.
+
+Each entry is the textbook function as a torch module; see CONCEPTS.md §4 for what each is for.
+"""
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from dlbasics.config import ActConfig
+from dlbasics.registry import Registry
+
+
+class _StepFunction(torch.autograd.Function):
+    """Heaviside step: 1 where x > 0, else 0. Its derivative is 0 almost everywhere, so a
+    network of step units gets no gradient signal: the reason backprop needs smooth units."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor) -> Tensor:
+        return torch.zeros_like(grad_output)
+
+
+def step(x: Tensor) -> Tensor:
+    return _StepFunction.apply(x)
+
+
+class Step(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return step(x)
+
+
+def softmax(x: Tensor, dim: int = -1) -> Tensor:
+    """exp(a) / sum(exp(a)), computed as exp(a - max a) / sum(exp(a - max a)).
+
+    Subtracting the maximum changes nothing mathematically but keeps exp() from overflowing:
+    softmax([1010, 1000, 990]) is finite instead of inf/inf = NaN.
+    """
+    shifted = x - x.amax(dim=dim, keepdim=True)
+    exp = shifted.exp()
+    return exp / exp.sum(dim=dim, keepdim=True)
+
+
+HIDDEN_ACTIVATIONS: Registry[Callable[[ActConfig], nn.Module]] = Registry("act")
+HIDDEN_ACTIVATIONS.register("step")(lambda cfg: Step())
+HIDDEN_ACTIVATIONS.register("sigmoid")(lambda cfg: nn.Sigmoid())
+HIDDEN_ACTIVATIONS.register("tanh")(lambda cfg: nn.Tanh())
+HIDDEN_ACTIVATIONS.register("relu")(lambda cfg: nn.ReLU())
+HIDDEN_ACTIVATIONS.register("leaky_relu")(lambda cfg: nn.LeakyReLU(cfg.negative_slope))
+HIDDEN_ACTIVATIONS.register("gelu")(lambda cfg: nn.GELU())
+HIDDEN_ACTIVATIONS.register("identity")(lambda cfg: nn.Identity())
+
+
+def hidden_activation(cfg: ActConfig) -> nn.Module:
+    """A fresh activation module for one hidden layer."""
+    return HIDDEN_ACTIVATIONS.get(cfg.name)(cfg)
+
+
+# The output layer turns the network's scores into predictions (model.output_act).
+OUTPUT_ACTIVATIONS: Registry[Callable[[Tensor], Tensor]] = Registry("model.output_act")
+OUTPUT_ACTIVATIONS.register("identity")(lambda z: z)
+OUTPUT_ACTIVATIONS.register("sigmoid")(torch.sigmoid)
+OUTPUT_ACTIVATIONS.register("softmax")(softmax)
+OUTPUT_ACTIVATIONS.register("step")(step)

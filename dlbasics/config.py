@@ -1,0 +1,380 @@
+"""The config schema: every key a user can set, its type, its default and its allowed range.
+
+Hydra composes YAML files from ``configs/``; each group is checked against a dataclass below
+(registered in Hydra's ConfigStore), so a misspelt key or a value of the wrong type fails while
+composing. ``validate`` then turns the composed config into these dataclasses, which checks
+ranges (``__post_init__``) and refuses keys the schema does not know — all before training.
+"""
+
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import II, MISSING, DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from dlbasics.errors import ConfigError
+
+
+def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is not allowed: {allowed}.")
+
+
+def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    _check(value in choices, key, value, "choose one of " + ", ".join(choices))
+
+
+# --- model (one schema per choice; `model=NAME` picks configs/model/NAME.yaml) ---------------
+
+OUTPUT_ACTS = ("auto", "identity", "sigmoid", "softmax", "step")
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    # Output layer activation; "auto" follows the task: identity (regression),
+    # sigmoid (binary), softmax (multi-class). The perceptron's is always step.
+    output_act: str = "auto"
+
+    def __post_init__(self) -> None:
+        _check_choice("model.output_act", self.output_act, OUTPUT_ACTS)
+
+
+@dataclass
+class PerceptronConfig(ModelConfig):
+    name: str = "perceptron"
+
+
+@dataclass
+class MLPConfig(ModelConfig):
+    name: str = "mlp"
+    hidden: list[int] = field(default_factory=lambda: [128, 64])
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for size in self.hidden:
+            _check(size >= 1, "model.hidden", list(self.hidden), "every layer size must be >= 1")
+
+
+# --- data (one schema per kind of source) ----------------------------------------------------
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING
+    seed: int = II("seed")  # generation and split seed; follows the top-level `seed`
+
+
+@dataclass
+class SplitDataConfig(DataConfig):
+    # Held-out fractions of the whole set (or counts, when >= 1); the split is stratified.
+    val_size: float = 0.2
+    test_size: float = 0.2
+    standardize: bool = True  # zero mean, unit variance, fitted on the training split only
+
+    def __post_init__(self) -> None:
+        for key in ("val_size", "test_size"):
+            value = getattr(self, key)
+            _check(value > 0, f"data.{key}", value, "a fraction in (0, 1) or a count >= 1")
+        if self.val_size < 1 and self.test_size < 1:
+            _check(
+                self.val_size + self.test_size < 1,
+                "data.val_size + data.test_size",
+                self.val_size + self.test_size,
+                "the two fractions must leave data to train on (sum < 1)",
+            )
+
+
+@dataclass
+class GateDataConfig(DataConfig):
+    """A logic gate's truth table: four points, used as training, validation and test set."""
+
+    name: str = "and"
+
+
+@dataclass
+class GeneratedDataConfig(SplitDataConfig):
+    n_samples: int = 500
+    noise: float = 0.2  # std of the Gaussian noise added to each point
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.n_samples >= 10, "data.n_samples", self.n_samples, "at least 10")
+        _check(self.noise >= 0, "data.noise", self.noise, "must be >= 0")
+
+
+@dataclass
+class CirclesDataConfig(GeneratedDataConfig):
+    factor: float = 0.5  # radius of the inner circle relative to the outer one
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(0 < self.factor < 1, "data.factor", self.factor, "must be in (0, 1)")
+
+
+@dataclass
+class OystersDataConfig(GeneratedDataConfig):
+    n_samples: int = 600
+    mean_cm: float = 7.5  # oyster diameters ~ Normal(mean_cm, std_cm)
+    std_cm: float = 1.5
+    ripe_above_cm: float = 7.2  # where P(ripe) = 0.5 in the generating process
+    noise: float = 0.3  # logistic scale (cm) of label noise around that size
+
+
+@dataclass
+class BundledDataConfig(SplitDataConfig):
+    """One of scikit-learn's bundled data sets (no download)."""
+
+    name: str = "digits"
+
+
+# --- the groups with one schema each ---------------------------------------------------------
+
+ACTIVATIONS = ("step", "sigmoid", "tanh", "relu", "leaky_relu", "gelu", "identity")
+
+
+@dataclass
+class ActConfig:
+    name: str = "relu"  # hidden-layer activation
+    negative_slope: float = 0.01  # leaky_relu: slope for x < 0
+
+    def __post_init__(self) -> None:
+        _check_choice("act.name", self.name, ACTIVATIONS)
+        _check(self.negative_slope >= 0, "act.negative_slope", self.negative_slope, "must be >= 0")
+
+
+LOSSES = ("auto", "mse", "cross_entropy", "bce")
+
+
+@dataclass
+class LossConfig:
+    name: str = "auto"  # auto: cross_entropy (multi-class), bce (binary), mse (regression)
+
+    def __post_init__(self) -> None:
+        _check_choice("loss.name", self.name, LOSSES)
+
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw")
+SCHEDULES = ("none", "step", "cosine", "plateau")
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9  # momentum, nesterov, rmsprop (0 turns it off for rmsprop)
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adam, adamw
+    eps: float = 1e-8  # adagrad, rmsprop, adam, adamw
+    alpha: float = 0.99  # rmsprop: smoothing constant of the squared-gradient average
+    weight_decay: float = 0.0  # decoupled for adamw, added to the gradient for the others
+    # Learning-rate schedule, stepped once per epoch.
+    schedule: str = "none"  # none | step | cosine | plateau
+    step_size: int = 30  # step: epochs between decays
+    gamma: float = 0.1  # step: lr multiplier at each decay
+    min_lr: float = 0.0  # cosine: lr reached at the last epoch; plateau: lower bound
+    plateau_factor: float = 0.5  # plateau: lr multiplier when the monitored metric stalls
+    plateau_patience: int = 5  # plateau: epochs without improvement before lowering lr
+
+    def __post_init__(self) -> None:
+        _check_choice("optim.name", self.name, OPTIMIZERS)
+        _check(self.lr > 0, "optim.lr", self.lr, "the learning rate must be > 0")
+        _check(0 <= self.momentum < 1, "optim.momentum", self.momentum, "must be in [0, 1)")
+        _check(
+            len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+            "optim.betas",
+            list(self.betas),
+            "two numbers in [0, 1)",
+        )
+        _check(self.eps > 0, "optim.eps", self.eps, "must be > 0")
+        _check(0 <= self.alpha < 1, "optim.alpha", self.alpha, "must be in [0, 1)")
+        _check(self.weight_decay >= 0, "optim.weight_decay", self.weight_decay, "must be >= 0")
+        _check_choice("optim.schedule", self.schedule, SCHEDULES)
+        _check(self.step_size >= 1, "optim.step_size", self.step_size, "must be >= 1")
+        _check(0 < self.gamma <= 1, "optim.gamma", self.gamma, "must be in (0, 1]")
+        _check(self.min_lr >= 0, "optim.min_lr", self.min_lr, "must be >= 0")
+        _check(
+            0 < self.plateau_factor < 1, "optim.plateau_factor", self.plateau_factor, "in (0, 1)"
+        )
+        _check(self.plateau_patience >= 0, "optim.plateau_patience", self.plateau_patience, ">= 0")
+
+
+@dataclass
+class RegConfig:
+    l1: float = 0.0  # coefficient of sum(|w|) over weight matrices, added to the loss
+    l2: float = 0.0  # coefficient of sum(w**2) over weight matrices, added to the loss
+    dropout: float = 0.0  # probability of dropping each hidden unit while training
+
+    def __post_init__(self) -> None:
+        _check(self.l1 >= 0, "reg.l1", self.l1, "must be >= 0")
+        _check(self.l2 >= 0, "reg.l2", self.l2, "must be >= 0")
+        _check(0 <= self.dropout < 1, "reg.dropout", self.dropout, "a probability in [0, 1)")
+
+
+TRAINER_MODES = ("batch", "sgd", "minibatch")
+MONITORS = ("val_loss", "val_acc", "train_loss", "train_acc")
+
+
+@dataclass
+class EarlyStoppingConfig:
+    enabled: bool = True
+    monitor: str = "val_loss"  # also what picks the best checkpoint
+    mode: str = "auto"  # min | max | auto (min for losses, max for accuracies)
+    patience: int = 10  # epochs without improvement before stopping
+    min_delta: float = 0.0  # smallest change that counts as an improvement
+    restore_best: bool = True  # end with the best epoch's weights
+
+    def __post_init__(self) -> None:
+        _check_choice("trainer.early_stopping.monitor", self.monitor, MONITORS)
+        _check_choice("trainer.early_stopping.mode", self.mode, ("auto", "min", "max"))
+        _check(self.patience >= 1, "trainer.early_stopping.patience", self.patience, ">= 1")
+        _check(self.min_delta >= 0, "trainer.early_stopping.min_delta", self.min_delta, ">= 0")
+
+    @property
+    def resolved_mode(self) -> str:
+        if self.mode != "auto":
+            return self.mode
+        return "max" if self.monitor.endswith("_acc") else "min"
+
+
+@dataclass
+class TrainerConfig:
+    mode: str = "minibatch"  # set by `trainer=batch|sgd|minibatch`
+    batch_size: int | None = 64  # null (batch mode) = the whole training set
+    epochs: int = 100
+    device: str = "auto"  # auto | cpu | cuda (auto takes CUDA when present)
+    seed: int = II("seed")  # weight initialisation and shuffling; follows the top-level `seed`
+    deterministic: bool = False  # torch.use_deterministic_algorithms
+    threads: Any = "auto"  # CPU threads: an integer, or auto (1 for small models)
+    grad_clip: float | None = None  # clip gradients before each step; null = off
+    grad_clip_mode: str = "norm"  # norm: rescale the total norm; value: clamp each entry
+    checkpoint_every: int = 10  # write last.pt/best.pt every N epochs (and always at the end)
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+
+    def __post_init__(self) -> None:
+        _check_choice("trainer.mode", self.mode, TRAINER_MODES)
+        if self.mode == "batch":
+            _check(
+                self.batch_size is None,
+                "trainer.batch_size",
+                self.batch_size,
+                "trainer=batch takes one step per epoch over the whole training set; for a "
+                "fixed batch size use trainer=minibatch trainer.batch_size=N",
+            )
+        elif self.mode == "sgd":
+            _check(
+                self.batch_size == 1,
+                "trainer.batch_size",
+                self.batch_size,
+                "trainer=sgd updates after every single sample (batch size 1); for larger "
+                "batches use trainer=minibatch trainer.batch_size=N",
+            )
+        else:
+            _check(
+                self.batch_size is not None and self.batch_size >= 1,
+                "trainer.batch_size",
+                self.batch_size,
+                "an integer >= 1 (or trainer=batch for the whole training set)",
+            )
+        _check(self.epochs >= 1, "trainer.epochs", self.epochs, "must be >= 1")
+        _check_choice("trainer.device", self.device, ("auto", "cpu", "cuda"))
+        threads_ok = self.threads == "auto" or (isinstance(self.threads, int) and self.threads > 0)
+        _check(threads_ok, "trainer.threads", self.threads, "a positive integer or auto")
+        _check(
+            self.grad_clip is None or self.grad_clip > 0,
+            "trainer.grad_clip",
+            self.grad_clip,
+            "a positive number, or null for no clipping",
+        )
+        _check_choice("trainer.grad_clip_mode", self.grad_clip_mode, ("norm", "value"))
+        _check(
+            self.checkpoint_every >= 1, "trainer.checkpoint_every", self.checkpoint_every, ">= 1"
+        )
+
+
+@dataclass
+class LoggerConfig:
+    name: str = "tensorboard"  # tensorboard | none
+
+    def __post_init__(self) -> None:
+        _check_choice("logger.name", self.name, ("tensorboard", "none"))
+
+
+@dataclass
+class Config:
+    model: Any = MISSING
+    data: Any = MISSING
+    act: ActConfig = field(default_factory=ActConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    reg: RegConfig = field(default_factory=RegConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    seed: int = 0
+
+
+# Schemas for the groups whose choices differ in shape; YAML files name them in their
+# defaults list (e.g. `- /schema/model/mlp@_here_`). Kept out of the `model` group itself
+# so `model=<wrong>` lists only real choices.
+MODEL_SCHEMAS = {"perceptron": PerceptronConfig, "mlp": MLPConfig}
+DATA_SCHEMAS = {
+    "gate": GateDataConfig,
+    "generated": GeneratedDataConfig,
+    "circles": CirclesDataConfig,
+    "oysters": OystersDataConfig,
+    "bundled": BundledDataConfig,
+}
+
+
+def register_configs() -> None:
+    """Put the schemas in Hydra's ConfigStore (idempotent)."""
+    store = ConfigStore.instance()
+    store.store(name="base_config", node=Config)
+    for name, node in MODEL_SCHEMAS.items():
+        store.store(group="schema/model", name=name, node=node)
+    for name, node in DATA_SCHEMAS.items():
+        store.store(group="schema/data", name=name, node=node)
+
+
+def validate(cfg: DictConfig) -> Config:
+    """Check a composed config and return it as typed dataclasses, or raise ConfigError."""
+    _refuse_unknown_keys(cfg, "")
+    try:
+        config = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as error:
+        raise ConfigError(_first_line_with_key(error)) from None
+    if not isinstance(config, Config):
+        raise ConfigError("the config does not follow dlbasics' schema (configs/config.yaml).")
+    return config
+
+
+def _refuse_unknown_keys(node: Any, path: str) -> None:
+    """Hydra's `+key=value` and a user's own YAML can add keys the schema lacks; refuse them,
+    and `_target_` above all: configs choose components by name, never by import path."""
+    if isinstance(node, ListConfig):
+        for index, item in enumerate(node):
+            _refuse_unknown_keys(item, f"{path}[{index}]")
+        return
+    if not isinstance(node, DictConfig):
+        return
+    schema = OmegaConf.get_type(node)
+    known = {f.name for f in fields(schema)} if is_dataclass(schema) else None
+    for key in node.keys():
+        full_key = f"{path}.{key}" if path else str(key)
+        if key in ("_target_", "_partial_", "_args_", "_recursive_", "_convert_"):
+            raise ConfigError(
+                f"{full_key}: dlbasics does not instantiate classes from import paths; "
+                "components are chosen by name (e.g. model=mlp, optim=adam)."
+            )
+        if known is not None and key not in known:
+            raise ConfigError(
+                f"{full_key} is not a known key; {path or 'the top level'} accepts: "
+                f"{', '.join(sorted(known))}."
+            )
+        _refuse_unknown_keys(node._get_node(key), full_key)
+
+
+def _first_line_with_key(error: OmegaConfBaseException) -> str:
+    message = str(error).splitlines()[0]
+    key = getattr(error, "full_key", None)
+    return f"{key}: {message}" if key and key not in message else message

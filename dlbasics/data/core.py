@@ -1,0 +1,123 @@
+"""What a data set is: its task and shapes (DataSpec) and its three splits (DataSplits)."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from dlbasics.config import DataConfig, SplitDataConfig
+from dlbasics.errors import ConfigError
+from dlbasics.registry import Registry
+
+TASKS = ("binary", "multiclass", "regression")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What a model must fit: the task, one sample's shape and the number of output units."""
+
+    name: str
+    task: str  # binary | multiclass | regression
+    input_shape: tuple[int, ...]
+    n_outputs: int  # 1 (binary), one per class (multiclass), one per target (regression)
+    n_classes: int = 0  # 0 for regression
+
+    @property
+    def n_features(self) -> int:
+        return int(torch.tensor(self.input_shape).prod())
+
+
+@dataclass
+class DataSplits:
+    """Training, validation and test tensors. Targets: class indices (int64, shape (n,)) for
+    multi-class, 0/1 floats of shape (n, 1) for binary, floats of shape (n, k) for regression."""
+
+    spec: DataSpec
+    x_train: Tensor
+    y_train: Tensor
+    x_val: Tensor
+    y_val: Tensor
+    x_test: Tensor
+    y_test: Tensor
+    # Standardisation fitted on the training split, to map learned values back to raw units.
+    feature_mean: Tensor | None = None
+    feature_std: Tensor | None = None
+
+
+DATASETS: Registry[Callable[[DataConfig], DataSplits]] = Registry("data")
+
+
+def build_data(cfg: DataConfig) -> DataSplits:
+    return DATASETS.get(cfg.name)(cfg)
+
+
+def classification_spec(name: str, x: Tensor, y: Tensor) -> DataSpec:
+    n_classes = int(y.max()) + 1
+    task = "binary" if n_classes == 2 else "multiclass"
+    n_outputs = 1 if task == "binary" else n_classes
+    return DataSpec(name, task, tuple(x.shape[1:]), n_outputs, n_classes)
+
+
+def as_targets(y: Tensor, task: str) -> Tensor:
+    if task == "multiclass":
+        return y.long()
+    y = y.to(torch.get_default_dtype())
+    return y.unsqueeze(1) if y.ndim == 1 else y
+
+
+def split(
+    name: str, x: Tensor, y: Tensor, cfg: SplitDataConfig, task: str | None = None
+) -> DataSplits:
+    """Shuffle, split into train/val/test (stratified for classes) and standardise.
+
+    ``task`` defaults to classification, binary or multi-class from the number of labels.
+    """
+    spec = (
+        classification_spec(name, x, y)
+        if task is None
+        else DataSpec(name, task, tuple(x.shape[1:]), 1 if y.ndim == 1 else y.shape[1])
+    )
+    n = len(x)
+    n_val, n_test = _count(cfg.val_size, n), _count(cfg.test_size, n)
+    if n - n_val - n_test < 1:
+        raise ConfigError(
+            f"data.val_size={cfg.val_size} and data.test_size={cfg.test_size} leave no "
+            f"training samples out of {n} in data={name}."
+        )
+    generator = torch.Generator().manual_seed(cfg.seed)
+    order = (
+        _stratified_order(y, generator) if task is None else torch.randperm(n, generator=generator)
+    )
+    test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
+    x_train, x_val, x_test = x[train], x[val], x[test]
+    y_train, y_val, y_test = (as_targets(y[i], spec.task) for i in (train, val, test))
+
+    mean = std = None
+    if cfg.standardize:
+        mean, std = _moments(x_train)
+        x_train, x_val, x_test = ((v - mean) / std for v in (x_train, x_val, x_test))
+        if spec.task == "regression":  # targets on a unit scale too, so lr defaults carry over
+            y_mean, y_std = _moments(y_train)
+            y_train, y_val, y_test = ((v - y_mean) / y_std for v in (y_train, y_val, y_test))
+    return DataSplits(spec, x_train, y_train, x_val, y_val, x_test, y_test, mean, std)
+
+
+def _count(size: float, n: int) -> int:
+    return int(size) if size >= 1 else round(size * n)
+
+
+def _moments(x: Tensor) -> tuple[Tensor, Tensor]:
+    std = x.std(dim=0, unbiased=False)
+    return x.mean(dim=0), torch.where(std > 0, std, torch.ones_like(std))  # constant pixels
+
+
+def _stratified_order(y: Tensor, generator: torch.Generator) -> Tensor:
+    """A random order in which every class is spread evenly, so any prefix (the test set,
+    then the validation set) holds each class in proportion, within one sample."""
+    perm = torch.randperm(len(y), generator=generator)
+    position = torch.empty(len(y))
+    for label in y.unique():
+        members = perm[y[perm] == label]
+        position[members] = (torch.arange(len(members)) + 0.5) / len(members)
+    return perm[torch.argsort(position[perm], stable=True)]

@@ -1,0 +1,60 @@
+"""Rosenblatt's perceptron (1958): y = step(w·x + b), trained without gradients."""
+
+import torch
+from torch import Tensor, nn
+
+from dlbasics.activations import step
+from dlbasics.config import Config
+from dlbasics.data import DataSpec
+from dlbasics.errors import ConfigError
+from dlbasics.losses import Objective
+from dlbasics.models.base import MODELS, Model
+
+
+class Perceptron(Model):
+    """One layer of threshold units, one per output (one per class: one-vs-rest).
+
+    The step function has no useful derivative, so training uses Rosenblatt's rule
+    w ← w + lr·(t − y)·x, b ← b + lr·(t − y), averaged over the batch.
+    """
+
+    output_act = "step"
+
+    def __init__(self, n_features: int, n_outputs: int):
+        super().__init__()
+        self.linear = nn.Linear(n_features, n_outputs)
+        nn.init.zeros_(self.linear.weight)  # the classic start: every input weighs nothing
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.linear(x.flatten(1))
+
+    @torch.no_grad()
+    def training_step(self, x: Tensor, y: Tensor, objective: Objective) -> tuple[Tensor, Tensor]:
+        x = x.flatten(1)
+        scores = self.linear(x)
+        error = objective.as_values(y) - step(scores)  # t − y: +1, 0 or −1 per unit
+        # Written as a gradient, −(t − y)·x, so that optim=sgd's w ← w − lr·grad is the rule.
+        self.linear.weight.grad = -(error.T @ x) / len(x)
+        self.linear.bias.grad = -error.mean(dim=0)
+        return objective(scores, y), scores
+
+
+@MODELS.register("perceptron")
+def build_perceptron(cfg: Config, spec: DataSpec) -> Perceptron:
+    if spec.task == "regression":
+        raise ConfigError(
+            f"model=perceptron classifies (its output is 0 or 1), but data={spec.name} is a "
+            "regression task; use model=mlp."
+        )
+    if cfg.model.output_act not in ("auto", "step"):
+        raise ConfigError(
+            f"model.output_act={cfg.model.output_act}: the perceptron's output is the step "
+            "function; use model=mlp for other output layers."
+        )
+    if cfg.reg.l1 or cfg.reg.l2 or cfg.reg.dropout:
+        raise ConfigError(
+            "reg.l1, reg.l2 and reg.dropout need backpropagation, which the perceptron's "
+            "learning rule does not use; use reg=none with model=perceptron (or model=mlp)."
+        )
+    return Perceptron(spec.n_features, spec.n_outputs)

@@ -1,0 +1,69 @@
+"""scripts/train.py as a user runs it: the default run, and clear errors for mistakes."""
+
+import pytest
+
+from conftest import read_metrics, run_cli
+
+
+def test_default_run_trains_digits_mlp_to_97_percent_and_says_where(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli(f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr
+    metrics = read_metrics(run_dir)
+    assert metrics["test_acc"] >= 0.97
+    lines = result.stdout.strip().splitlines()
+    assert sum(line.startswith("epoch ") for line in lines) == metrics["epochs_run"]
+    assert "test_acc" in lines[-1] and str(run_dir) in lines[-1]
+    for artefact in (
+        "metrics.json",
+        "train.log",
+        ".hydra/config.yaml",
+        "checkpoints/best.pt",
+        "checkpoints/last.pt",
+    ):
+        assert (run_dir / artefact).exists(), artefact
+    assert list((run_dir / "tb").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["model=mlpp"], ["model/mlpp", "mlp", "perceptron"]),
+        (["optim.lr=-1"], ["optim.lr", "> 0"]),
+        (["trainer.batch_size=0"], ["trainer.batch_size", ">= 1"]),
+        (["reg.dropout=1.5"], ["reg.dropout", "[0, 1)"]),
+        (["optim.lrr=0.1"], ["optim.lrr"]),
+        (["+model.width=3"], ["model.width", "hidden"]),
+        (["optim.lr=fast"], ["optim.lr", "fast"]),
+        (["loss=bce", "trainer.epochs=1"], ["loss=bce", "binary"]),
+    ],
+)
+def test_user_mistakes_exit_nonzero_with_a_message_and_no_traceback(tmp_path, args, expected):
+    result = run_cli(f"hydra.run.dir={tmp_path}", *args)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Traceback" not in output
+    for text in expected:
+        assert text in output, (text, output)
+
+
+def test_our_own_config_errors_exit_with_status_2(tmp_path):
+    result = run_cli(f"hydra.run.dir={tmp_path}", "optim.lr=-1")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: optim.lr=-1.0 is not allowed")
+
+
+def test_hydra_multirun_sweeps_groups(tmp_path):
+    result = run_cli(
+        "-m",
+        f"hydra.sweep.dir={tmp_path}",
+        "data=xor",
+        "model=mlp,perceptron",
+        "optim=sgd",
+        "trainer=batch",
+        "trainer.epochs=3",
+        "logger=none",
+    )
+    assert result.returncode == 0, result.stderr
+    jobs = sorted(p.parent for p in tmp_path.glob("*/metrics.json"))
+    assert len(jobs) == 2

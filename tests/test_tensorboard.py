@@ -1,0 +1,53 @@
+"""The event files of a run, read back with TensorBoard's own reader."""
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from conftest import train_in_process
+
+
+def _events(run_dir):
+    events = EventAccumulator(str(run_dir / "tb"))
+    events.Reload()
+    return events
+
+
+def test_event_files_hold_the_per_epoch_scalars(tmp_path):
+    metrics = train_in_process(
+        tmp_path, "data=iris", "trainer.epochs=6", "trainer.early_stopping.enabled=false"
+    )
+    events = _events(tmp_path)
+    scalars = set(events.Tags()["scalars"])
+    for tag in ("loss/train", "loss/val", "acc/train", "acc/val", "lr"):
+        assert tag in scalars, tag
+        assert [s.step for s in events.Scalars(tag)] == list(range(1, 7))
+    assert events.Scalars("loss/val")[-1].value == pytest.approx(metrics["val_loss"], rel=1e-5)
+    assert events.Scalars("final/test_acc")[0].value == pytest.approx(metrics["test_acc"], rel=1e-5)
+
+
+def test_hparams_carry_the_config_and_final_metrics(tmp_path):
+    train_in_process(tmp_path, "data=iris", "optim=momentum", "optim.lr=0.02", "trainer.epochs=2")
+    content = _events(tmp_path).PluginTagToContent("hparams")
+    session = plugin_data_pb2.HParamsPluginData.FromString(
+        content["_hparams_/session_start_info"]
+    ).session_start_info
+    assert session.hparams["optim.name"].string_value == "momentum"
+    assert abs(session.hparams["optim.lr"].number_value - 0.02) < 1e-9
+    assert session.hparams["model.hidden"].string_value == "[128, 64]"
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(
+        content["_hparams_/experiment"]
+    ).experiment
+    metric_tags = {m.name.tag for m in experiment.metric_infos}
+    assert {"final/test_acc", "final/test_loss", "final/best_val_loss"} <= metric_tags
+
+
+def test_l2_penalty_is_logged(tmp_path):
+    train_in_process(tmp_path, "data=iris", "reg=l2", "reg.l2=0.01", "trainer.epochs=3")
+    values = [s.value for s in _events(tmp_path).Scalars("reg/penalty")]
+    assert len(values) == 3 and all(v > 0 for v in values)
+
+
+def test_logger_none_writes_no_event_files(tmp_path):
+    train_in_process(tmp_path, "data=iris", "trainer.epochs=2", "logger=none")
+    assert not (tmp_path / "tb").exists()
