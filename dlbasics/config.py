@@ -11,7 +11,7 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import II, MISSING, DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from dlbasics.errors import ConfigError
 
@@ -129,6 +129,27 @@ class BundledDataConfig(SplitDataConfig):
     name: str = "digits"
 
 
+CSV_TASKS = ("auto", "classification", "regression")
+
+
+@dataclass
+class CsvDataConfig(SplitDataConfig):
+    """The user's own table: a CSV file with a header row, one column of which is the target."""
+
+    name: str = "csv"
+    path: str = MISSING  # the CSV file; relative paths start in the current directory
+    target: str = MISSING  # name of the column to predict; every other column is a feature
+    # auto: classification when the target holds text or at most 20 distinct integers,
+    # regression otherwise.
+    task: str = "auto"
+    delimiter: str = ","
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_choice("data.task", self.task, CSV_TASKS)
+        _check(len(self.delimiter) == 1, "data.delimiter", self.delimiter, "one character")
+
+
 # --- the groups with one schema each ---------------------------------------------------------
 
 ACTIVATIONS = ("step", "sigmoid", "tanh", "relu", "leaky_relu", "gelu", "identity")
@@ -212,6 +233,7 @@ class RegConfig:
 
 
 TRAINER_MODES = ("batch", "sgd", "minibatch")
+ON_NAN = ("stop", "skip")
 MONITORS = ("val_loss", "val_acc", "train_loss", "train_acc")
 
 
@@ -249,6 +271,10 @@ class TrainerConfig:
     grad_clip: float | None = None  # clip gradients before each step; null = off
     grad_clip_mode: str = "norm"  # norm: rescale the total norm; value: clamp each entry
     checkpoint_every: int = 10  # write last.pt/best.pt every N epochs (and always at the end)
+    # A non-finite training loss: stop (stop_reason diverged) or skip that step (checks every
+    # step, which costs a host sync per step).
+    on_nan: str = "stop"
+    resume: str | None = None  # a run directory or last.pt to continue; null = start afresh
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
     def __post_init__(self) -> None:
@@ -290,6 +316,7 @@ class TrainerConfig:
         _check(
             self.checkpoint_every >= 1, "trainer.checkpoint_every", self.checkpoint_every, ">= 1"
         )
+        _check_choice("trainer.on_nan", self.on_nan, ON_NAN)
 
 
 @dataclass
@@ -323,6 +350,7 @@ DATA_SCHEMAS = {
     "circles": CirclesDataConfig,
     "oysters": OystersDataConfig,
     "bundled": BundledDataConfig,
+    "csv": CsvDataConfig,
 }
 
 
@@ -341,11 +369,19 @@ def validate(cfg: DictConfig) -> Config:
     _refuse_unknown_keys(cfg, "")
     try:
         config = OmegaConf.to_object(cfg)
+    except MissingMandatoryValue as error:
+        raise ConfigError(
+            f"{error.full_key} is required and has no value; set it, e.g. {error.full_key}=…"
+        ) from None
     except OmegaConfBaseException as error:
         raise ConfigError(_first_line_with_key(error)) from None
     if not isinstance(config, Config):
         raise ConfigError("the config does not follow dlbasics' schema (configs/config.yaml).")
     return config
+
+
+# Keys through which Hydra's `instantiate` imports and calls whatever a config names.
+INSTANTIATE_KEYS = ("_target_", "_partial_", "_args_", "_recursive_", "_convert_")
 
 
 def _refuse_unknown_keys(node: Any, path: str) -> None:
@@ -361,7 +397,7 @@ def _refuse_unknown_keys(node: Any, path: str) -> None:
     known = {f.name for f in fields(schema)} if is_dataclass(schema) else None
     for key in node.keys():
         full_key = f"{path}.{key}" if path else str(key)
-        if key in ("_target_", "_partial_", "_args_", "_recursive_", "_convert_"):
+        if key in INSTANTIATE_KEYS:
             raise ConfigError(
                 f"{full_key}: dlbasics does not instantiate classes from import paths; "
                 "components are chosen by name (e.g. model=mlp, optim=adam)."
@@ -372,6 +408,16 @@ def _refuse_unknown_keys(node: Any, path: str) -> None:
                 f"{', '.join(sorted(known))}."
             )
         _refuse_unknown_keys(node._get_node(key), full_key)
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested dict as ``group.key`` → value pairs (lists and other values kept as they are)."""
+    if not isinstance(node, dict):
+        return {prefix: node}
+    flat: dict[str, Any] = {}
+    for key, value in node.items():
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
 
 
 def _first_line_with_key(error: OmegaConfBaseException) -> str:
