@@ -5,47 +5,68 @@ over the old one; a rename within a directory is atomic, so a reader (or a crash
 file or the new one, never a truncated mix.
 """
 
+import io
 import json
+import math
 import os
 import pickle
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 
-from dlbasics.errors import DataError
+from dlbasics.errors import DataError, OutputError
 
 FORMAT = "dlbasics-checkpoint-1"
 
 
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` all or nothing; a failure (full disk, no permission) is an
+    OutputError that names the file and leaves the previous version in place."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # make the rename itself durable
-    finally:
-        os.close(directory)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)  # left by a process killed while writing
+        try:
+            with open(tmp, "wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # make the rename itself durable
+        finally:
+            os.close(directory)
+    except OSError as error:
+        kept = "its previous version is intact" if path.exists() else "no partial file is left"
+        raise OutputError(
+            f"could not write {path}: {error.strerror or error}; {kept}, and the files "
+            "written before it are kept."
+        ) from None
 
 
 def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
     """Save tensors, numbers, strings, lists and dicts only, so it loads with weights_only."""
-    atomic_write(path, lambda file: torch.save({"format": FORMAT, **payload}, file))
+    # Serialised in memory first: torch.save hides a failed write (a full disk) behind an
+    # unhelpful RuntimeError, a plain write reports it as it is.
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, **payload}, buffer)
+    atomic_write(path, buffer.getvalue())
 
 
 def write_json(data: dict[str, Any], path: Path) -> None:
-    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    atomic_write(path, lambda file: file.write(text.encode()))
+    """JSON without NaN or Infinity (not JSON; many readers refuse them): those become null."""
+
+    def finite(value: Any) -> Any:
+        return None if isinstance(value, float) and not math.isfinite(value) else value
+
+    clean = {key: finite(value) for key, value in data.items()}
+    atomic_write(path, (json.dumps(clean, indent=2, sort_keys=True) + "\n").encode())
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -53,17 +74,23 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"checkpoint {path} does not exist.")
+    if not zipfile.is_zipfile(path):  # what torch.save writes; its index is at the very end
+        raise DataError(
+            f"{path} is not a PyTorch checkpoint: it is truncated (a copy cut short?) or "
+            "another kind of file."
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
+        found = [line for line in str(error).splitlines() if "GLOBAL" in line]
         raise DataError(
             f"checkpoint {path} was refused: it holds pickled Python objects, which could run "
             f"code when loaded; dlbasics checkpoints hold only tensors and plain values "
-            f"({str(error).splitlines()[0][:200]})."
+            f"({(found or ['not loadable with weights_only=True'])[0].strip()[:200]})."
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as error:
         raise DataError(
-            f"checkpoint {path} is truncated or not a PyTorch checkpoint "
+            f"checkpoint {path} is damaged or not a PyTorch checkpoint "
             f"({str(error).splitlines()[0][:200]})."
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

@@ -14,6 +14,7 @@ from omegaconf import II, MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from dlbasics.errors import ConfigError
+from dlbasics.import_guard import INSTANTIATE_KEYS, code_key_message
 
 
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
@@ -380,10 +381,6 @@ def validate(cfg: DictConfig) -> Config:
     return config
 
 
-# Keys through which Hydra's `instantiate` imports and calls whatever a config names.
-INSTANTIATE_KEYS = ("_target_", "_partial_", "_args_", "_recursive_", "_convert_")
-
-
 def _refuse_unknown_keys(node: Any, path: str) -> None:
     """Hydra's `+key=value` and a user's own YAML can add keys the schema lacks; refuse them,
     and `_target_` above all: configs choose components by name, never by import path."""
@@ -398,10 +395,7 @@ def _refuse_unknown_keys(node: Any, path: str) -> None:
     for key in node.keys():
         full_key = f"{path}.{key}" if path else str(key)
         if key in INSTANTIATE_KEYS:
-            raise ConfigError(
-                f"{full_key}: dlbasics does not instantiate classes from import paths; "
-                "components are chosen by name (e.g. model=mlp, optim=adam)."
-            )
+            raise ConfigError(code_key_message(full_key))
         if known is not None and key not in known:
             raise ConfigError(
                 f"{full_key} is not a known key; {path or 'the top level'} accepts: "

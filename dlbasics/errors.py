@@ -11,3 +11,7 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """A data file or data set cannot be used as given."""
+
+
+class OutputError(UserError):
+    """The run directory cannot be written: no permission, or the disk is full."""

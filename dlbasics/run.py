@@ -3,6 +3,7 @@
 import logging
 import os
 import platform
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +11,15 @@ import torch
 from omegaconf import OmegaConf
 
 from dlbasics.checkpoint import write_json
-from dlbasics.config import Config
+from dlbasics.config import Config, flatten
 from dlbasics.data import build_data
 from dlbasics.errors import ConfigError
+from dlbasics.interrupt import StopOnSignal
 from dlbasics.loggers import build_logger
 from dlbasics.losses import build_objective
 from dlbasics.models import build_model
+from dlbasics.preflight import check_batch_size, check_output
+from dlbasics.resume import load_resume_checkpoint
 from dlbasics.trainer import Trainer
 
 log = logging.getLogger("dlbasics")
@@ -34,9 +38,11 @@ def train(cfg: Config, run_dir: Path, progress: bool = True) -> dict[str, Any]:
         torch.use_deterministic_algorithms(True)
 
     data = build_data(cfg.data)
+    check_batch_size(cfg.trainer, len(data.x_train), data.spec.name)
     torch.manual_seed(cfg.trainer.seed)  # after the data, so initialisation is its own seed
     model = build_model(cfg, data.spec)
     n_params = sum(p.numel() for p in model.parameters())
+    check_output(run_dir, sum(p.numel() * p.element_size() for p in model.parameters()))
     threads = set_threads(cfg.trainer.threads, n_params, device)
     output_act = cfg.model.output_act
     if output_act == "auto" and model.output_act:
@@ -49,6 +55,7 @@ def train(cfg: Config, run_dir: Path, progress: bool = True) -> dict[str, Any]:
         )
 
     config_yaml = OmegaConf.to_yaml(OmegaConf.structured(cfg))
+    resume = load_resume_checkpoint(cfg, config_yaml)
     logger = build_logger(cfg.logger.name, run_dir / "tb")
     log.info(
         f"model={cfg.model.name} ({n_params:,} parameters) data={data.spec.name} "
@@ -58,16 +65,18 @@ def train(cfg: Config, run_dir: Path, progress: bool = True) -> dict[str, Any]:
         f"device={device} threads={threads}"
     )
     try:
-        trainer = Trainer(
-            cfg.trainer,
-            cfg.optim,
-            device,
-            logger=logger,
-            checkpoint_dir=run_dir / "checkpoints",
-            progress=progress,
-            config_yaml=config_yaml,
-        )
-        fit = trainer.fit(model, data, objective)
+        with StopOnSignal() as interrupt:  # SIGINT/SIGTERM: save and stop between two steps
+            trainer = Trainer(
+                cfg.trainer,
+                cfg.optim,
+                device,
+                logger=logger,
+                checkpoint_dir=run_dir / "checkpoints",
+                progress=progress,
+                config_yaml=config_yaml,
+                interrupt=interrupt,
+            )
+            fit = trainer.fit(model, data, objective, resume=resume)
         test_loss, test_acc = trainer.evaluate(model, data.x_test, data.y_test, objective)
         metrics = {
             "test_loss": test_loss,
@@ -83,6 +92,9 @@ def train(cfg: Config, run_dir: Path, progress: bool = True) -> dict[str, Any]:
             "epochs_run": fit.epochs_run,
             "steps": fit.steps,
             "stop_reason": fit.stop_reason,
+            "stop_signal": signal.Signals(fit.stop_signal).name if fit.stop_signal else None,
+            "skipped_steps": fit.skipped_steps,
+            "resumed_from": cfg.trainer.resume,
             "fit_seconds": round(fit.fit_seconds, 4),
             "device": str(device),
             "threads": threads,
@@ -102,6 +114,13 @@ def train(cfg: Config, run_dir: Path, progress: bool = True) -> dict[str, Any]:
     finally:
         logger.close()
 
+    if fit.message:
+        log.warning(fit.message)
+    if fit.stop_reason == "interrupted":
+        log.info(
+            f"interrupted by {metrics['stop_signal']}: checkpoints/last.pt holds the state; "
+            f"continue with the same overrides and trainer.resume={run_dir}"
+        )
     shown = f"test_acc {test_acc:.4f}" if test_acc is not None else f"test_loss {test_loss:.4f}"
     log.info(
         f"{shown}  ({fit.stop_reason} after {fit.epochs_run} epochs, best epoch "
@@ -132,16 +151,8 @@ def set_threads(threads: int | str, n_params: int, device: torch.device) -> int:
 
 def hparams(cfg: Config) -> dict[str, Any]:
     """The config as flat ``group.key`` → scalar pairs, for TensorBoard's HParams tab."""
-    flat: dict[str, Any] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(value, f"{prefix}{key}.")
-        elif isinstance(node, (bool, int, float, str)):
-            flat[prefix[:-1]] = node
-        else:  # lists and None
-            flat[prefix[:-1]] = str(node)
-
-    walk(OmegaConf.to_container(OmegaConf.structured(cfg)), "")
-    return flat
+    flat = flatten(OmegaConf.to_container(OmegaConf.structured(cfg)))
+    return {
+        key: value if isinstance(value, (bool, int, float, str)) else str(value)  # lists, None
+        for key, value in flat.items()
+    }

@@ -7,6 +7,10 @@ for each epoch:
 
 Batch gradient descent, stochastic gradient descent and mini-batch gradient descent differ only
 in the batch size: the whole training set, one sample, or ``trainer.batch_size`` samples.
+
+A signal (SIGINT/SIGTERM, see interrupt.py) stops the loop between two steps; ``last.pt`` then
+holds everything needed to continue exactly there (``trainer.resume``), down to the epoch's
+shuffled order and RNG states.
 """
 
 import math
@@ -21,11 +25,14 @@ from torch import Tensor
 from dlbasics.checkpoint import save_checkpoint
 from dlbasics.config import EarlyStoppingConfig, OptimConfig, TrainerConfig
 from dlbasics.data import DataSplits
+from dlbasics.errors import DataError
+from dlbasics.interrupt import StopOnSignal
 from dlbasics.loggers import Logger, NullLogger
 from dlbasics.losses import Objective
 from dlbasics.models import Model
 from dlbasics.optim import build_optimizer, build_scheduler
 from dlbasics.progress import Progress
+from dlbasics.training_state import EpochPass, TrainingState
 
 EVAL_CHUNK = 8192  # samples per forward pass when evaluating, to bound memory
 
@@ -34,12 +41,15 @@ EVAL_CHUNK = 8192  # samples per forward pass when evaluating, to bound memory
 class FitResult:
     epochs_run: int
     steps: int
-    stop_reason: str  # max_epochs | early_stopping | diverged
+    stop_reason: str  # max_epochs | early_stopping | diverged | interrupted
     best_epoch: int
     best_monitor: float | None  # best value of trainer.early_stopping.monitor
     best_val_loss: float | None  # lowest validation loss of any epoch
     fit_seconds: float
-    last: dict[str, float | None] = field(default_factory=dict)  # last epoch's metrics
+    last: dict[str, float | None] = field(default_factory=dict)  # last full epoch's metrics
+    skipped_steps: int = 0  # steps skipped for a non-finite loss (trainer.on_nan=skip)
+    stop_signal: int | None = None  # the signal that interrupted the run
+    message: str | None = None  # what went wrong and what to try, when it did (divergence)
 
 
 class EarlyStopping:
@@ -73,12 +83,20 @@ class EarlyStopping:
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
 
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_epoch, self.bad_epochs = (
+            state["best"],
+            state["best_epoch"],
+            state["bad_epochs"],
+        )
+
 
 class Trainer:
     """Fits a model to in-memory data with the settings of ``trainer.*`` and ``optim.*``.
 
     ``checkpoint_dir=None`` writes no checkpoints; ``tag_prefix`` namespaces TensorBoard tags
-    (so several fits can share one run, e.g. pre-training then fine-tuning).
+    (so several fits can share one run, e.g. pre-training then fine-tuning). ``interrupt``
+    is looked at between steps: once a signal has set it, the fit stops and saves last.pt.
     """
 
     def __init__(
@@ -91,6 +109,7 @@ class Trainer:
         progress: bool = False,
         tag_prefix: str = "",
         config_yaml: str = "",
+        interrupt: StopOnSignal | None = None,
     ):
         self.cfg = cfg
         self.optim = optim
@@ -100,8 +119,16 @@ class Trainer:
         self.progress = progress
         self.tag_prefix = tag_prefix
         self.config_yaml = config_yaml  # stored in checkpoints, so each says how it was made
+        self.interrupt = interrupt or StopOnSignal()  # one not entered is never requested
 
-    def fit(self, model: Model, data: DataSplits, objective: Objective) -> FitResult:
+    def fit(
+        self,
+        model: Model,
+        data: DataSplits,
+        objective: Objective,
+        resume: dict[str, Any] | None = None,
+    ) -> FitResult:
+        """Train ``model``; ``resume`` is a ``last.pt`` payload to continue from."""
         cfg = self.cfg
         model.to(self.device)
         # The whole data set lives on the device; batches are index slices, not copies made
@@ -111,56 +138,67 @@ class Trainer:
         n = len(x_train)
         batch_size = n if cfg.batch_size is None else min(cfg.batch_size, n)
         classify = data.spec.task != "regression"
+        skip_non_finite = cfg.on_nan == "skip"
 
         optimizer = build_optimizer(model.parameters(), self.optim)
         stopper = EarlyStopping(cfg.early_stopping)
         scheduler = build_scheduler(optimizer, self.optim, cfg.epochs, stopper.mode)
         shuffle = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        state = TrainingState()
+        if resume is not None:
+            state = self._restore(resume, model, optimizer, scheduler, stopper, shuffle)
         progress = Progress(cfg.epochs) if self.progress else None
 
-        steps = 0
         stop_reason = "max_epochs"
-        best_state: dict[str, Tensor] | None = None
-        best_val_loss: float | None = None
-        metrics: dict[str, float | None] = {}
+        message = None
         started = time.perf_counter()
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(state.epochs_done + 1, cfg.epochs + 1):
             epoch_started = time.perf_counter()
 
-            # --- one pass over the training set -------------------------------------------
+            # --- one pass over the training set (or the rest of one, when resumed) ------
             model.train()
-            order = torch.randperm(n, generator=shuffle, device=self.device)
-            loss_sum = torch.zeros((), device=self.device)
-            correct = torch.zeros((), device=self.device, dtype=torch.long)
-            for start in range(0, n, batch_size):
+            if state.epoch is None:
+                order = torch.randperm(n, generator=shuffle, device=self.device)
+                state.epoch = EpochPass(order)
+            run = state.epoch
+            for start in range(run.next_start, n, batch_size):
+                if self.interrupt.requested:  # SIGINT/SIGTERM: stop between two steps
+                    break
                 if batch_size < n:
-                    index = order[start : start + batch_size]
+                    index = run.order[start : start + batch_size]
                     xb, yb = x_train[index], y_train[index]
                 else:  # batch gradient descent: the whole set, no need to shuffle or copy
                     xb, yb = x_train, y_train
+                run.next_start = start + batch_size
                 optimizer.zero_grad(set_to_none=True)
                 loss, scores = model.training_step(xb, yb, objective)
+                if skip_non_finite and not torch.isfinite(loss):  # a host sync, by choice
+                    state.skipped_steps += 1
+                    continue
                 if cfg.grad_clip is not None:
                     self._clip_gradients(model)
                 optimizer.step()
-                steps += 1
-                # Accumulated on the device; read once per epoch (no host sync per step).
-                loss_sum += loss * len(xb)
-                if classify:
-                    correct += objective.correct(scores, yb)
+                state.steps += 1
+                run.record(loss, len(xb), objective.correct(scores, yb) if classify else None)
+            if run.next_start < n:  # stopped part-way: last.pt resumes at the next step
+                stop_reason = "interrupted"
+                break
 
             # --- end of epoch: measure, then decide ------------------------------------------
-            metrics = {"train_loss": loss_sum.item() / n}
+            metrics = {"train_loss": run.mean_loss()}
+            if not math.isfinite(metrics["train_loss"]):
+                stop_reason = "diverged"
+                message = self._divergence_message(run, epoch, state, stopper.best_epoch)
+                break
             if classify:
-                metrics["train_acc"] = correct.item() / n
+                metrics["train_acc"] = run.accuracy()
             val_loss, val_acc = self.evaluate(model, x_val, y_val, objective)
             metrics["val_loss"] = val_loss
             if classify:
                 metrics["val_acc"] = val_acc
-            if not math.isfinite(metrics["train_loss"]):
-                stop_reason = "diverged"
-                break
-            best_val_loss = val_loss if best_val_loss is None else min(best_val_loss, val_loss)
+            state.epoch, state.epochs_done, state.metrics = None, epoch, metrics
+            if state.best_val_loss is None or val_loss < state.best_val_loss:
+                state.best_val_loss = val_loss
 
             monitored = metrics.get(cfg.early_stopping.monitor)
             lr = optimizer.param_groups[0]["lr"]
@@ -169,33 +207,42 @@ class Trainer:
             elif scheduler is not None:
                 scheduler.step()
             if stopper.update(monitored, epoch):
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                state.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
             self.logger.log_scalars(self._tags(metrics, lr, model, objective), epoch)
             if progress:
                 progress.epoch(epoch, metrics, time.perf_counter() - epoch_started)
             if self.checkpoint_dir and epoch % cfg.checkpoint_every == 0:
-                self._save(model, optimizer, scheduler, stopper, shuffle, best_state, epoch, steps)
+                fit_seconds = state.fit_seconds + time.perf_counter() - started
+                self._save(model, optimizer, scheduler, stopper, shuffle, state, fit_seconds)
             if stopper.should_stop:
                 stop_reason = "early_stopping"
                 break
-        fit_seconds = time.perf_counter() - started
+            if self.interrupt.requested:
+                stop_reason = "interrupted"
+                break
+        fit_seconds = state.fit_seconds + time.perf_counter() - started
         if progress:
             progress.close()
 
         if self.checkpoint_dir:  # last.pt holds the state training ended in, for resuming
-            self._save(model, optimizer, scheduler, stopper, shuffle, best_state, epoch, steps)
-        if cfg.early_stopping.restore_best and best_state is not None:
-            model.load_state_dict(best_state)
+            self._save(
+                model, optimizer, scheduler, stopper, shuffle, state, fit_seconds, stop_reason
+            )
+        if cfg.early_stopping.restore_best and state.best_state is not None:
+            model.load_state_dict(state.best_state)
         return FitResult(
-            epochs_run=epoch,
-            steps=steps,
+            epochs_run=state.epochs_done,
+            steps=state.steps,
             stop_reason=stop_reason,
             best_epoch=stopper.best_epoch,
             best_monitor=stopper.best,
-            best_val_loss=best_val_loss,
+            best_val_loss=state.best_val_loss,
             fit_seconds=fit_seconds,
-            last=metrics,
+            last=state.metrics,
+            skipped_steps=state.skipped_steps,
+            stop_signal=self.interrupt.signal_number if stop_reason == "interrupted" else None,
+            message=message,
         )
 
     @torch.no_grad()
@@ -234,24 +281,85 @@ class Trainer:
             tags[f"{self.tag_prefix}reg/penalty"] = objective.penalty(model).item()
         return tags
 
-    def _save(self, model, optimizer, scheduler, stopper, shuffle, best_state, epoch, steps):
+    def _divergence_message(
+        self, run: EpochPass, epoch: int, state: TrainingState, best_epoch: int
+    ) -> str:
+        first_bad = run.first_non_finite()
+        if first_bad is None:  # trainer.on_nan=skip skipped every step of the epoch
+            where = f"every step of epoch {epoch} had a non-finite loss (all skipped)"
+        else:
+            step = state.steps - len(run.losses) + first_bad + 1
+            where = f"the training loss became non-finite at step {step} (epoch {epoch})"
+        kept = f"best.pt (epoch {best_epoch})" if best_epoch else "no best.pt (no finite epoch)"
+        return (
+            f"training diverged: {where}. Kept: {kept} and the metrics of epoch "
+            f"{state.epochs_done}. Lower optim.lr (now {self.optim.lr:g}), clip gradients "
+            "(e.g. trainer.grad_clip=1.0), or skip such steps with trainer.on_nan=skip."
+        )
+
+    def _save(
+        self,
+        model: Model,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        stopper: EarlyStopping,
+        shuffle: torch.Generator,
+        state: TrainingState,
+        fit_seconds: float,
+        stop_reason: str | None = None,
+    ) -> None:
+        """Write best.pt, and last.pt unless the weights are no longer finite (a diverged run
+        keeps the last.pt of its last checkpoint)."""
         assert self.checkpoint_dir is not None
         common = {"config": self.config_yaml, "monitor": self.cfg.early_stopping.monitor}
-        save_checkpoint(
-            {
-                **common,
-                "epoch": epoch,
-                "steps": steps,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "early_stopping": stopper.state_dict(),
-                "rng": {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()},
-            },
-            self.checkpoint_dir / "last.pt",
-        )
-        if best_state is not None:
+        if stop_reason != "diverged":
             save_checkpoint(
-                {**common, "epoch": stopper.best_epoch, "value": stopper.best, "model": best_state},
+                {
+                    **common,
+                    "epoch": state.epochs_done,
+                    "steps": state.steps,
+                    "stop_reason": stop_reason,  # None: written while training went on
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "early_stopping": stopper.state_dict(),
+                    "rng": {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()},
+                    "training": state.state_dict(fit_seconds),
+                },
+                self.checkpoint_dir / "last.pt",
+            )
+        if state.best_state is not None:
+            save_checkpoint(
+                {
+                    **common,
+                    "epoch": stopper.best_epoch,
+                    "value": stopper.best,
+                    "model": state.best_state,
+                },
                 self.checkpoint_dir / "best.pt",
             )
+
+    def _restore(
+        self,
+        checkpoint: dict[str, Any],
+        model: Model,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        stopper: EarlyStopping,
+        shuffle: torch.Generator,
+    ) -> TrainingState:
+        """Put the state of a ``last.pt`` back into freshly built training objects."""
+        try:
+            model.load_state_dict(checkpoint["model"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            if scheduler is not None:
+                scheduler.load_state_dict(checkpoint["scheduler"])
+            stopper.load_state_dict(checkpoint["early_stopping"])
+            torch.set_rng_state(checkpoint["rng"]["torch"])
+            shuffle.set_state(checkpoint["rng"]["shuffle"])
+            return TrainingState.from_state_dict(checkpoint["training"], self.device)
+        except (KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise DataError(
+                f"trainer.resume: the checkpoint does not fit this model and trainer "
+                f"({type(error).__name__}: {str(error).splitlines()[0][:200]})."
+            ) from None

@@ -4,34 +4,34 @@ python scripts/train.py                           # MLP on digits
 python scripts/train.py model=perceptron data=or optim=sgd
 python scripts/train.py -m model=mlp act=relu,tanh   # a sweep (Hydra multirun)
 python scripts/train.py --help                    # groups and their choices
+
+Exit status (dlbasics/cli.py): 0 done, 2 a mistake in the input (one line on stderr),
+130/143 stopped by SIGINT/SIGTERM after saving checkpoints/last.pt, 1 a bug.
 """
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from dlbasics.cli import run_app, task
 from dlbasics.config import register_configs, validate
-from dlbasics.errors import UserError
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")
-def main(cfg: DictConfig) -> float | None:
+@task
+def main(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    try:
-        config = validate(cfg)
-        from dlbasics.run import train  # imports torch: after the config is known to be good
+    config = validate(cfg)
+    from dlbasics.run import train  # imports torch: after the config is known to be good
 
-        metrics = train(config, run_dir)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-    return metrics["best_monitor"]  # what a sweeper (e.g. Optuna) optimises
+    return train(config, run_dir)
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main, sys.argv[1:])

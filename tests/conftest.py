@@ -30,17 +30,36 @@ def train_in_process(run_dir: Path, *overrides: str) -> dict:
     return train(make_config(*overrides), run_dir, progress=False)
 
 
-def run_cli(*args: str, timeout: float = 300, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    """Run scripts/train.py as a user would, capturing its output."""
+def cli_env() -> dict[str, str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
+    return env
+
+
+def run_cli(
+    *args: str, timeout: float = 300, cwd: Path = ROOT, **popen
+) -> subprocess.CompletedProcess:
+    """Run scripts/train.py as a user would, capturing its output."""
     return subprocess.run(
         [sys.executable, str(TRAIN_SCRIPT), *args],
         cwd=cwd,
-        env=env,
+        env=cli_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
+        **popen,
+    )
+
+
+def start_cli(*args: str) -> subprocess.Popen:
+    """Start scripts/train.py in the background (to signal or kill it), stdout as text lines."""
+    return subprocess.Popen(
+        [sys.executable, str(TRAIN_SCRIPT), *args],
+        cwd=ROOT,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

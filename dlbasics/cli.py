@@ -1,0 +1,151 @@
+"""How `scripts/train.py` ends, as a process: its exit status and what it prints.
+
+0    the run finished (including stop_reason diverged: metrics.json says so)
+2    the user's input cannot be used: a config mistake (Hydra's own included), a bad data
+     file or checkpoint, an output directory that cannot be written; one paragraph on
+     stderr, never a traceback, before training starts where it can be known then
+130  stopped by SIGINT, 143 by SIGTERM (128 + the signal, as a shell reports), after
+     writing last.pt and metrics.json
+1    anything else: a bug in dlbasics, shown with its traceback
+"""
+
+import functools
+import os
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import fields, is_dataclass
+from typing import Any, NoReturn
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from omegaconf.errors import (
+    ConfigAttributeError,
+    ConfigKeyError,
+    OmegaConfBaseException,
+    ValidationError,
+)
+
+from dlbasics.errors import UserError
+from dlbasics.import_guard import INSTANTIATE_KEYS, code_key_message, refuse_code_in_arguments
+
+USER_ERROR = 2
+
+
+class _Task:
+    running = False  # set on entering the task function, cleared when it returns
+
+
+def task(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a Hydra task function: a UserError exits 2 with its message; a run stopped by a
+    signal exits 128 + the signal once it has saved its state."""
+
+    @functools.wraps(function)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        _Task.running = True
+        try:
+            metrics = function(*args, **kwargs)
+        except UserError as error:
+            fail(str(error))
+        if metrics.get("stop_signal"):
+            sys.exit(128 + signal.Signals[metrics["stop_signal"]])
+        _Task.running = False
+        return metrics.get("best_monitor")  # what a sweeper (e.g. Optuna) optimises
+
+    return run
+
+
+def run_app(app: Callable[[], Any], argv: list[str]) -> None:
+    """Run a ``@hydra.main`` app so that every config mistake exits 2 with one paragraph."""
+    try:
+        refuse_code_in_arguments(argv)
+    except UserError as error:
+        fail(str(error))
+    # Hydra would print its composition errors over several lines and exit 1; with this set
+    # it raises them to us instead (and shows a bug in our code with its full traceback).
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        app()
+    except (HydraException, OmegaConfBaseException) as error:
+        if _Task.running:
+            raise
+        fail(describe_hydra_error(error, argv))
+    except OSError as error:
+        if _Task.running:
+            raise
+        # Before the task: Hydra could not create the run directory or its train.log.
+        fail(
+            f"cannot write the run directory ({error.filename}: {error.strerror}); choose "
+            "another with hydra.run.dir=… (or hydra.sweep.dir=… with -m)."
+        )
+
+
+def fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(USER_ERROR)
+
+
+# --- Hydra's errors as one paragraph -----------------------------------------------------------
+
+
+def describe_hydra_error(error: Exception, overrides: list[str]) -> str:
+    """Hydra's or OmegaConf's composition error as one line naming the key and what it takes;
+    ``overrides`` are the command line's, to point at the one that cannot be parsed."""
+    cause = error.__cause__ if isinstance(error.__cause__, OmegaConfBaseException) else error
+    if isinstance(error, MissingConfigException) and error.options is not None:
+        group, _, choice = (error.missing_cfg_file or "").rpartition("/")
+        return (
+            f"{group}={choice} is not a choice of {group}; choose one of: "
+            f"{', '.join(sorted(error.options))}."
+        )
+    if isinstance(error, OverrideParseException):
+        which = _unparsable(overrides) or "an override"
+        return f"{which} cannot be parsed: {_one_line(str(error))}"
+    key = getattr(cause, "full_key", None)
+    schema = getattr(cause, "object_type", None)
+    name = getattr(cause, "key", None)
+    if key and name in INSTANTIATE_KEYS:
+        return code_key_message(key)
+    if key and is_dataclass(schema):
+        known = {f.name: f.type for f in fields(schema)}
+        if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and name not in known:
+            group = key.rpartition(".")[0] or "the top level"
+            return f"{key} is not a known key; {group} accepts: {', '.join(sorted(known))}."
+        if isinstance(cause, ValidationError) and name in known:
+            value = getattr(cause, "value", None)
+            return f"{key}={value!r} is not allowed: {_type_name(known[name])} expected."
+    message = _one_line(str(cause))
+    return f"{key}: {message}" if key and key not in message else message
+
+
+def _unparsable(overrides: list[str]) -> str | None:
+    parser = OverridesParser.create()
+    for override in overrides:
+        if "=" in override and not override.startswith("-"):
+            try:
+                parser.parse_overrides([override])
+            except HydraException:
+                return f"the override {override!r}"
+    return None
+
+
+TYPE_NAMES = {"float": "a number", "int": "an integer", "bool": "true or false", "str": "text"}
+
+
+def _type_name(annotation: Any) -> str:
+    """``int | None`` → "an integer or null"."""
+    parts = str(annotation).replace("typing.", "").split(" | ")
+    if len(parts) == 1:
+        parts = [getattr(annotation, "__name__", parts[0])]
+    return " or ".join("null" if p == "None" else TYPE_NAMES.get(p, p) for p in parts)
+
+
+def _one_line(message: str) -> str:
+    """The lines before OmegaConf's `full_key:` details and Hydra's search path, joined."""
+    kept = []
+    for line in message.strip().splitlines():
+        if line.strip().startswith(("full_key:", "Config search path", "See https://")):
+            break
+        if line.strip():
+            kept.append(line.strip())
+    return " ".join(kept)

@@ -1,0 +1,44 @@
+"""Checks that need the data or the model, made before the first step: a mistake found here
+costs the user seconds, not a run that fails (or quietly does something else) later."""
+
+import shutil
+from pathlib import Path
+
+from dlbasics.checkpoint import atomic_write
+from dlbasics.config import TrainerConfig
+from dlbasics.errors import ConfigError, OutputError
+
+# Bytes written per byte of parameters, at most: last.pt holds the weights, the best weights
+# and up to two optimizer slots (Adam), best.pt the best weights; while a checkpoint is being
+# replaced the old and the new file both exist.
+CHECKPOINT_BYTES_PER_PARAM_BYTE = 2 * (4 + 1)
+LOG_BYTES = 1 << 20  # metrics.json, train.log and TensorBoard events of a short run
+
+
+def check_batch_size(cfg: TrainerConfig, n_train: int, data_name: str) -> None:
+    """Refuse a chosen mini-batch larger than the training set: every step would quietly be a
+    full-batch step. The preset's default is capped without fuss (a logic gate has 4 rows)."""
+    chosen = cfg.batch_size != TrainerConfig.batch_size
+    if cfg.mode == "minibatch" and chosen and cfg.batch_size > n_train:
+        raise ConfigError(
+            f"trainer.batch_size={cfg.batch_size} is larger than the {n_train} training samples "
+            f"of data={data_name}; choose 1 to {n_train}, or trainer=batch to take the whole "
+            "training set in every step."
+        )
+
+
+def check_output(run_dir: Path, param_bytes: int) -> None:
+    """The run directory takes files, and its disk has room for the checkpoints and logs."""
+    atomic_write(run_dir / ".write-test", b"dlbasics")  # raises OutputError when it cannot
+    (run_dir / ".write-test").unlink()
+    check_free_space(run_dir, CHECKPOINT_BYTES_PER_PARAM_BYTE * param_bytes + LOG_BYTES)
+
+
+def check_free_space(directory: Path, needed: int) -> None:
+    free = shutil.disk_usage(directory).free
+    if free < needed:
+        raise OutputError(
+            f"the disk of {directory} has {free / 2**20:.1f} MiB free, but this run's "
+            f"checkpoints and logs need about {needed / 2**20:.1f} MiB; free some space or "
+            "choose another run directory with hydra.run.dir=…"
+        )

@@ -1,0 +1,106 @@
+"""What a fit has done so far, kept so that ``last.pt`` can continue it exactly.
+
+A run stopped by a signal stops between two steps, part-way through an epoch; resuming it must
+take the same remaining batches in the same order and sum the epoch's loss over the same steps,
+so the epoch under way (``EpochPass``) is part of the state.
+"""
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class EpochPass:
+    """One pass over the training set, which a signal may stop between two steps."""
+
+    order: Tensor  # this epoch's shuffled sample indices
+    next_start: int = 0  # position in ``order`` of the next batch
+    # Per step, kept on the device and summed once at the end (no host sync per step).
+    losses: list[Tensor] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    correct: list[Tensor] = field(default_factory=list)
+
+    def record(self, loss: Tensor, size: int, correct: Tensor | None) -> None:
+        self.losses.append(loss)
+        self.sizes.append(size)
+        if correct is not None:
+            self.correct.append(correct)
+
+    def mean_loss(self) -> float:
+        if not self.losses:
+            return math.nan  # every step was skipped
+        sizes = torch.tensor(self.sizes, device=self.losses[0].device)
+        return (torch.stack(self.losses) * sizes).sum().item() / sum(self.sizes)
+
+    def accuracy(self) -> float:
+        return torch.stack(self.correct).sum().item() / sum(self.sizes) if self.correct else 0.0
+
+    def first_non_finite(self) -> int | None:
+        """Index among this pass' steps of the first non-finite loss, or None."""
+        bad = (~torch.isfinite(torch.stack(self.losses))).nonzero() if self.losses else None
+        return int(bad[0]) if bad is not None and len(bad) else None
+
+    def state_dict(self) -> dict[str, Any]:
+        empty = torch.zeros(0)
+        return {
+            "order": self.order.cpu(),
+            "next_start": self.next_start,
+            "losses": torch.stack(self.losses).cpu() if self.losses else empty,
+            "sizes": list(self.sizes),
+            "correct": torch.stack(self.correct).cpu() if self.correct else empty,
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any], device: torch.device) -> "EpochPass":
+        return cls(
+            order=state["order"].to(device),
+            next_start=state["next_start"],
+            losses=list(state["losses"].to(device).unbind()),
+            sizes=list(state["sizes"]),
+            correct=list(state["correct"].to(device).unbind()),
+        )
+
+
+@dataclass
+class TrainingState:
+    """Where a fit stands, beyond the model, optimizer, schedule and RNGs: what ``last.pt``
+    must also hold for a resumed run to end exactly as an uninterrupted one."""
+
+    epochs_done: int = 0
+    steps: int = 0
+    skipped_steps: int = 0
+    best_state: dict[str, Tensor] | None = None  # weights of the best epoch so far
+    best_val_loss: float | None = None
+    metrics: dict[str, float | None] = field(default_factory=dict)  # the last full epoch's
+    fit_seconds: float = 0.0  # spent in earlier processes, for a resumed run
+    epoch: EpochPass | None = None  # the pass under way, when stopped between two steps
+
+    def state_dict(self, fit_seconds: float) -> dict[str, Any]:
+        return {
+            "epochs_done": self.epochs_done,
+            "steps": self.steps,
+            "skipped_steps": self.skipped_steps,
+            "best_model": self.best_state,
+            "best_val_loss": self.best_val_loss,
+            "metrics": dict(self.metrics),
+            "fit_seconds": fit_seconds,
+            "epoch_in_progress": self.epoch.state_dict() if self.epoch else None,
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any], device: torch.device) -> "TrainingState":
+        epoch = state["epoch_in_progress"]
+        return cls(
+            epochs_done=state["epochs_done"],
+            steps=state["steps"],
+            skipped_steps=state["skipped_steps"],
+            best_state=state["best_model"],
+            best_val_loss=state["best_val_loss"],
+            metrics=dict(state["metrics"]),
+            fit_seconds=state["fit_seconds"],
+            epoch=EpochPass.from_state_dict(epoch, device) if epoch else None,
+        )

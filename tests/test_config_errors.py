@@ -1,0 +1,203 @@
+"""Every config a user can type either trains or is refused before training with one line
+naming a key (exit status 2): random override lists drawn from the real config tree."""
+
+import re
+import tempfile
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.errors import HydraException
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from omegaconf.errors import OmegaConfBaseException
+
+from conftest import CONFIGS, make_config, run_cli
+from dlbasics.cli import describe_hydra_error
+from dlbasics.config import DATA_SCHEMAS, MODEL_SCHEMAS, Config
+from dlbasics.errors import UserError
+from dlbasics.run import train
+
+# A refusal names a key: `optim.lr`, `model=…`, `seed`, `hydra/launcher=…`.
+NAMES_A_KEY = re.compile(r"\b(seed\b|(model|act|loss|optim|reg|data|trainer|logger)[.=/\[])")
+
+GROUPS = {
+    group.name: sorted(path.stem for path in group.glob("*.yaml"))
+    for group in CONFIGS.iterdir()
+    if group.is_dir() and group.name != "hydra"
+}
+
+
+def _schema_keys() -> dict[str, type]:
+    """Every key of the schema, `group.key` → its type (model and data: all their schemas)."""
+    keys: dict[str, type] = {"seed": int}
+
+    def walk(schema: type, prefix: str) -> None:
+        for f in fields(schema):
+            if is_dataclass(f.type):
+                walk(f.type, f"{prefix}{f.name}.")
+            elif f.name != "name" or prefix == "act.":  # group choices are drawn as `group=…`
+                keys[f"{prefix}{f.name}"] = f.type
+
+    for f in fields(Config):
+        if is_dataclass(f.type):
+            walk(f.type, f"{f.name}.")
+    for schema in (*MODEL_SCHEMAS.values(), *DATA_SCHEMAS.values()):
+        walk(schema, "model." if schema in MODEL_SCHEMAS.values() else "data.")
+    return keys
+
+
+KEYS = _schema_keys()
+JUNK = st.sampled_from(["x", "", "null", "[1,2]", "-1", "1e9", "{a: 1}", "[1,"])
+NUMBERS = st.sampled_from(["-1", "0", "0.001", "0.1", "0.5", "0.99", "1", "1.5", "20"])
+
+
+def _values(key: str, kind: type) -> st.SearchStrategy[str]:
+    """Valid and invalid values for one key, bounded so that one epoch stays cheap."""
+    if key == "trainer.epochs":
+        return st.sampled_from(["-1", "0", "1", "x"])
+    if key == "data.path":
+        return st.sampled_from(["/nonexistent/table.csv", str(CONFIGS)])
+    if key == "trainer.resume":
+        return st.sampled_from(["null", "/nonexistent/run", str(CONFIGS / "config.yaml")])
+    if key == "trainer.device":
+        return st.sampled_from(["auto", "cpu", "cuda", "tpu"])
+    text = str(kind)
+    if "list" in text:
+        items = st.lists(st.sampled_from(["-1", "0", "1", "8", "0.5", "x"]), max_size=3)
+        return items.map(lambda xs: "[" + ",".join(xs) + "]") | JUNK
+    if kind is bool:
+        return st.sampled_from(["true", "false", "maybe"])
+    if kind is str:
+        words = ["auto", "relu", "min", "max", "val_acc", "cosine", "skip", "value", "bogus"]
+        return st.sampled_from(words) | JUNK
+    if "None" in text:
+        return st.sampled_from(["null", "1", "4", "16", "64", "500", "0"]) | NUMBERS | JUNK
+    if kind is int:
+        return st.sampled_from(["-1", "0", "1", "2", "8", "64", "300"]) | JUNK
+    return NUMBERS | JUNK  # floats, and `trainer.threads` (Any)
+
+
+@st.composite
+def override_lists(draw: st.DrawFn) -> list[str]:
+    overrides = []
+    for _ in range(draw(st.integers(0, 4))):
+        kind = draw(st.sampled_from(["group", "key", "key", "key", "unknown"]))
+        if kind == "group":
+            group = draw(st.sampled_from(sorted(GROUPS)))
+            choice = draw(st.sampled_from([*GROUPS[group], "bogus"]))
+            overrides.append(f"{group}={choice}")
+        elif kind == "key":
+            key = draw(st.sampled_from(sorted(KEYS)))
+            overrides.append(f"{key}={draw(_values(key, KEYS[key]))}")
+        else:
+            key = draw(st.sampled_from(["optim.lrr", "+trainer.epoch", "+model._target_", "foo"]))
+            overrides.append(f"{key}=1")
+    if not any(o.startswith("trainer.epochs=") for o in overrides):
+        overrides.append("trainer.epochs=1")
+    return overrides
+
+
+def train_or_refuse(overrides: list[str], run_dir: Path) -> str:
+    """What `python scripts/train.py <overrides>` does, in this process: "trained" after one
+    epoch, or the one-line message it would exit 2 with. Anything else raises (a bug)."""
+    try:
+        config = make_config(*overrides)
+    except (HydraException, OmegaConfBaseException) as error:
+        return describe_hydra_error(error, overrides)
+    except UserError as error:
+        return str(error)
+    threads = torch.get_num_threads()
+    try:
+        metrics = train(config, run_dir, progress=False)
+    except UserError as error:
+        return str(error)
+    finally:  # the run may change process-wide torch settings
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(False)
+    assert metrics["epochs_run"] == 1 and metrics["steps"] >= 1, metrics
+    return "trained"
+
+
+def names_a_key(message: str, overrides: list[str]) -> bool:
+    typed = {o.lstrip("+~").partition("=")[0] for o in overrides}
+    return bool(NAMES_A_KEY.search(message)) or any(key in message for key in typed)
+
+
+def check_trains_or_refuses(overrides: list[str]) -> None:
+    with tempfile.TemporaryDirectory() as run_dir:
+        outcome = train_or_refuse([*overrides, "logger=none"], Path(run_dir))
+    assert outcome == "trained" or names_a_key(outcome, overrides), (overrides, outcome)
+    assert "\n" not in outcome
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,  # the same examples on every run of the fast suite
+    suppress_health_check=[HealthCheck.too_slow],
+    database=None,
+)
+@given(overrides=override_lists())
+def test_random_overrides_train_one_epoch_or_are_refused_naming_a_key(overrides):
+    check_trains_or_refuses(overrides)
+
+
+@pytest.mark.slow
+@settings(max_examples=400, deadline=None, database=None)
+@given(overrides=override_lists())
+def test_many_random_overrides_train_one_epoch_or_are_refused_naming_a_key(overrides):
+    check_trains_or_refuses(overrides)
+
+
+@settings(max_examples=2, deadline=None, derandomize=True, database=None)
+@given(overrides=override_lists())
+def test_random_overrides_on_the_real_command_line_exit_0_or_2_without_traceback(overrides):
+    with tempfile.TemporaryDirectory() as run_dir:
+        result = run_cli(f"hydra.run.dir={run_dir}", "logger=none", *overrides, timeout=300)
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.returncode in (0, 2), result.stderr
+    if result.returncode == 2:
+        assert result.stderr.startswith("error: ") and names_a_key(result.stderr, overrides)
+
+
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        (["model=mlpp"], ["model=mlpp", "mlp, perceptron"]),
+        (["optim.lrr=0.1"], ["optim.lrr", "lr, min_lr"]),
+        (["trainer.batch_size=x"], ["trainer.batch_size='x'", "an integer or null"]),
+        (["reg.dropout=true"], ["reg.dropout", "a number"]),
+        (["trainer.deterministic=maybe"], ["trainer.deterministic", "true or false"]),
+        (["model.hidden=[a]"], ["model.hidden[0]", "'a'"]),
+        (["optim.lr=[1,"], ["'optim.lr=[1,'", "cannot be parsed"]),
+        (["trainer=sgdd"], ["trainer=sgdd", "batch, minibatch, sgd"]),
+        (["data=csv"], ["data.path", "required"]),
+        (["trainer.on_nan=ignore"], ["trainer.on_nan", "stop, skip"]),
+    ],
+)
+def test_each_kind_of_mistake_gets_one_line_with_the_key_and_what_is_allowed(
+    tmp_path, overrides, words
+):
+    message = train_or_refuse([*overrides, "trainer.epochs=1", "logger=none"], tmp_path)
+    for word in words:
+        assert word in message, (word, message)
+
+
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        (["data=iris", "trainer.batch_size=500"], ["trainer.batch_size=500", "90 training"]),
+        (["data=iris", "loss=bce"], ["loss=bce", "binary"]),
+    ],
+)
+def test_settings_that_do_not_fit_the_data_are_refused_before_training(tmp_path, overrides, words):
+    message = train_or_refuse([*overrides, "logger=none"], tmp_path)
+    for word in words:
+        assert word in message, (word, message)
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "tb").exists()
+
+
+def test_the_default_batch_size_on_a_four_row_gate_takes_the_whole_table(tmp_path):
+    assert train_or_refuse(["data=and", "trainer.epochs=1", "logger=none"], tmp_path) == "trained"
