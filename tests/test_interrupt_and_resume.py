@@ -135,7 +135,8 @@ def test_train_interrupted_anywhere_then_resumed_writes_the_same_metrics(tmp_pat
 
     sender = threading.Thread(target=interrupt_after_first_checkpoint)
     sender.start()
-    interrupted = train_in_process(tmp_path / "run", *args)
+    with StopOnSignal():  # a signal landing after the fit must not stop pytest itself
+        interrupted = train_in_process(tmp_path / "run", *args)
     sender.join()
     assert interrupted["stop_reason"] == "interrupted"
     assert interrupted["stop_signal"] == "SIGINT"
