@@ -16,7 +16,7 @@ import shutil
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
@@ -66,9 +66,7 @@ def run_sweep_job(cfg: DictConfig, run_dir: Path) -> float:
     try:
         metrics = _train(cfg, run_dir)
     except KeyboardInterrupt:
-        _finish(run_dir, record, INTERRUPTED, started, "interrupted (SIGINT)")
-        log.error(f"{name}: interrupted; run the same command with --resume to finish the sweep")
-        raise SystemExit(130) from None
+        _stop_sweep(run_dir, record, started, name, "interrupted (SIGINT)")
     except UserError as error:
         return _fail(run_dir, record, started, name, str(error))
     except Exception as error:  # a bug or a numerical failure: keep the traceback for the record
@@ -82,9 +80,8 @@ def run_sweep_job(cfg: DictConfig, run_dir: Path) -> float:
             f"{metrics['epochs_run']}; try a lower optim.lr or trainer.grad_clip"
         )
         return _fail(run_dir, record, started, name, message)
-    if stop_reason not in FINISHED:  # stopped early for another reason: it did not complete
-        _finish(run_dir, record, INTERRUPTED, started, f"stopped: {stop_reason}")
-        raise SystemExit(130)
+    if stop_reason not in FINISHED:  # stopped by a signal the trainer handled: not completed
+        _stop_sweep(run_dir, record, started, name, f"stopped: {stop_reason}")
     _finish(run_dir, record, COMPLETED, started)
     best = metrics["best_monitor"]
     return math.nan if best is None else best
@@ -125,6 +122,13 @@ def _fail(run_dir: Path, record: JobRecord, started: float, name: str, message: 
     if sweeper.startswith(RAISING_SWEEPERS):
         raise JobFailed(message)
     return math.nan
+
+
+def _stop_sweep(run_dir: Path, record: JobRecord, started: float, name: str, why: str) -> NoReturn:
+    """An interrupted job ends the sweep (the user asked for it), without a traceback."""
+    _finish(run_dir, record, INTERRUPTED, started, why)
+    log.error(f"{name}: {why}; run the same command with --resume to finish the sweep")
+    raise SystemExit(130)
 
 
 def _finish(

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import OmegaConf
 
 from dlbasics.config import EarlyStoppingConfig
@@ -67,12 +68,16 @@ def collect_jobs(sweep_dir: Path) -> list[JobResult]:
     """Every job below ``sweep_dir`` that Hydra started (it has ``.hydra/overrides.yaml``)."""
     run_dirs = {marker.parent.parent for marker in sweep_dir.rglob(".hydra/overrides.yaml")}
     jobs = [read_job(run_dir, run_dir.relative_to(sweep_dir).as_posix()) for run_dir in run_dirs]
-    return sorted(jobs, key=lambda job: _natural_key(job.name))
+    return sorted((job for job in jobs if job), key=lambda job: _natural_key(job.name))
 
 
-def read_job(run_dir: Path, name: str) -> JobResult:
-    overrides = [str(line) for line in OmegaConf.load(run_dir / ".hydra/overrides.yaml")]
-    config = OmegaConf.load(run_dir / ".hydra/config.yaml")
+def read_job(run_dir: Path, name: str) -> JobResult | None:
+    """The job in ``run_dir``; None while Hydra is still writing its ``.hydra/`` files."""
+    try:
+        overrides = [str(line) for line in OmegaConf.load(run_dir / ".hydra/overrides.yaml")]
+        config = OmegaConf.load(run_dir / ".hydra/config.yaml")
+    except (OSError, yaml.YAMLError):
+        return None
     stopping = OmegaConf.select(config, "trainer.early_stopping") or {}
     monitor = stopping.get("monitor", "val_loss")
     try:
