@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dlbasics.errors import DataError
+from dlbasics.sweeps.record import COMPLETED
 from dlbasics.sweeps.results import (
-    COMPLETED,
+    SEED_KEYS,
     JobResult,
     SeedGroup,
     collect_jobs,
@@ -42,7 +43,7 @@ class SweepReport:
         common = {
             key: value
             for key, value in self.jobs[0].overrides.items()
-            if key not in self.keys and all(job.overrides.get(key) == value for job in self.jobs)
+            if all(job.overrides.get(key) == value for job in self.jobs)
         }
         if common:
             lines.append("common overrides: " + " ".join(f"{k}={v}" for k, v in common.items()))
@@ -54,7 +55,7 @@ class SweepReport:
         return job_rows(self.jobs, self.keys, self.monitor)
 
     def group_rows(self) -> list[dict]:
-        keys = [key for key in self.keys if key not in {"seed", "data.seed", "trainer.seed"}]
+        keys = [key for key in self.keys if key not in SEED_KEYS]
         return group_rows(self.groups, keys, self.monitor)
 
     def labels(self) -> dict[str, str]:

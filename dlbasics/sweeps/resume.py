@@ -43,24 +43,28 @@ def resume_argv(argv: list[str], config_name: str) -> list[str]:
     except HydraException:
         return [argv[0], *args]
     named = [o for o in overrides if o.key_or_group == SWEEP_DIR_KEY]
-    if named:
+    if named:  # the command names its sweep directory: that one, as it is
         sweep_dir = Path(str(named[-1].value()))
         if not (sweep_dir / "multirun.yaml").is_file():
             raise ConfigError(
                 f"{RESUME_FLAG}: {SWEEP_DIR_KEY}={sweep_dir} holds no earlier sweep "
                 "(no multirun.yaml); run the sweep without --resume to start it."
             )
-        return [argv[0], *args, resume_env]
-    task = [o.input_line for o in overrides if not o.is_hydra_override()]
-    sweep_dir = find_previous_sweep(DEFAULT_SWEEPS_ROOT, parsed.config_name or config_name, task)
-    if sweep_dir is None:
-        raise ConfigError(
-            f"{RESUME_FLAG}: no sweep under {DEFAULT_SWEEPS_ROOT}/ was run with these overrides "
-            f"({' '.join(task) or 'none'}) in this order; give the same overrides as the sweep to "
-            f"resume, or name its directory with {SWEEP_DIR_KEY}=<dir>."
+        resumed = [argv[0], *args, resume_env]
+    else:
+        task = [o.input_line for o in overrides if not o.is_hydra_override()]
+        sweep_dir = find_previous_sweep(
+            DEFAULT_SWEEPS_ROOT, parsed.config_name or config_name, task
         )
+        if sweep_dir is None:
+            raise ConfigError(
+                f"{RESUME_FLAG}: no sweep under {DEFAULT_SWEEPS_ROOT}/ was run with these "
+                f"overrides ({' '.join(task) or 'none'}) in this order; give the same overrides "
+                f"as the sweep to resume, or name its directory with {SWEEP_DIR_KEY}=<dir>."
+            )
+        resumed = [argv[0], *args, f"{SWEEP_DIR_KEY}={sweep_dir}", resume_env]
     print(f"resuming the sweep in {sweep_dir}")
-    return [argv[0], *args, f"{SWEEP_DIR_KEY}={sweep_dir}", resume_env]
+    return resumed
 
 
 def find_previous_sweep(root: Path, config_name: str, task_overrides: list[str]) -> Path | None:
@@ -68,9 +72,8 @@ def find_previous_sweep(root: Path, config_name: str, task_overrides: list[str])
     matches = []
     for marker in root.glob("*/*/multirun.yaml"):
         recorded = OmegaConf.load(marker).hydra
-        if recorded.job.config_name == config_name and list(recorded.overrides.task) == list(
-            task_overrides
-        ):
+        same_config = recorded.job.config_name == config_name
+        if same_config and list(recorded.overrides.task) == task_overrides:
             matches.append(marker)
     if not matches:
         return None

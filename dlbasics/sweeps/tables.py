@@ -5,6 +5,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from dlbasics.sweeps.record import COMPLETED
 from dlbasics.sweeps.results import JobResult, SeedGroup
 
 # metrics.json keys shown for every job, after the overrides and the status.
@@ -36,7 +37,7 @@ def group_rows(groups: list[SeedGroup], keys: list[str], monitor: str) -> list[d
     rows = []
     for group in groups:
         row: dict[str, Any] = {key: group.overrides.get(key, "") for key in keys}
-        completed = len(group.values("epochs_run"))
+        completed = sum(job.status == COMPLETED for job in group.jobs)
         row["completed"] = f"{completed}/{len(group.jobs)}"
         for key in GROUP_METRICS:
             name = {"best_monitor": f"best_{monitor}", "epochs_run": "epochs"}.get(key, key)
