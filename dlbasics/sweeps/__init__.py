@@ -5,5 +5,6 @@
 - ``record.py``: ``job.json``, the file that says what happened to a job.
 - ``resume.py``: the ``--resume`` flag: finds the earlier sweep run with the same command.
 - ``callback.py``: at the end of a sweep, a summary and an exit status = number of failed jobs.
-- ``results.py``, ``tables.py``, ``curves.py``: what ``scripts/report.py`` reads and writes.
+- ``report.py`` (with ``results.py``, ``tables.py``, ``curves.py``): what ``scripts/report.py``
+  reads from a sweep's run directories and writes: tables, CSV, Markdown, PNG curves.
 """
