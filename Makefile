@@ -13,7 +13,7 @@ LOGDIR ?= .
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install "$(TORCH_SPEC)"
-	$(PY) -m pip install -e ".[dev]"
+	$(PY) -m pip install -e ".[dev,sweep]"
 	touch $@
 
 install: $(INSTALLED)

@@ -93,6 +93,7 @@ def train(cfg: Config, run_dir: Path, progress: bool = True) -> dict[str, Any]:
             "steps": fit.steps,
             "stop_reason": fit.stop_reason,
             "stop_signal": signal.Signals(fit.stop_signal).name if fit.stop_signal else None,
+            "message": fit.message,  # what went wrong and what to try (a diverged run)
             "skipped_steps": fit.skipped_steps,
             "resumed_from": cfg.trainer.resume,
             "fit_seconds": round(fit.fit_seconds, 4),

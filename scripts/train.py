@@ -3,10 +3,12 @@
 python scripts/train.py                           # MLP on digits
 python scripts/train.py model=perceptron data=or optim=sgd
 python scripts/train.py -m model=mlp act=relu,tanh   # a sweep (Hydra multirun)
+python scripts/train.py -m model=mlp act=relu,tanh --resume   # finish that sweep
 python scripts/train.py --help                    # groups and their choices
 
 Exit status (dlbasics/cli.py): 0 done, 2 a mistake in the input (one line on stderr),
-130/143 stopped by SIGINT/SIGTERM after saving checkpoints/last.pt, 1 a bug.
+130/143 stopped by SIGINT/SIGTERM after saving checkpoints/last.pt, 1 a bug. A sweep exits
+with the number of its failed jobs (dlbasics/sweeps/callback.py).
 """
 
 import sys
@@ -15,23 +17,37 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from dlbasics.cli import run_app, task
+from dlbasics.cli import fail, run_app, task
 from dlbasics.config import register_configs, validate
+from dlbasics.errors import UserError
+from dlbasics.sweeps.job import run_sweep_job
+from dlbasics.sweeps.resume import resume_argv
 
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="config")
 @task
-def main(cfg: DictConfig) -> dict[str, Any]:
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+def train_one(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     config = validate(cfg)
     from dlbasics.run import train  # imports torch: after the config is known to be good
 
     return train(config, run_dir)
 
 
+@hydra.main(version_base="1.3", config_path="../configs", config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if HydraConfig.get().mode == RunMode.MULTIRUN:  # a failed job is recorded, the sweep goes on
+        return run_sweep_job(cfg, run_dir)
+    return train_one(cfg, run_dir)
+
+
 if __name__ == "__main__":
+    try:  # `-m … --resume`: finish an earlier sweep run with the same overrides
+        sys.argv = resume_argv(sys.argv, config_name="config")
+    except UserError as error:
+        fail(str(error))
     run_app(main, sys.argv[1:])

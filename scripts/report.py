@@ -1,0 +1,44 @@
+"""Summarise a sweep: one row per job, sorted by the monitored metric; seed groups aggregated.
+
+python scripts/report.py multirun/2026-11-22/10-00-00           # table, report.md, report.csv
+python scripts/report.py multirun/2026-11-22/10-00-00 --plot    # also val_loss.png, val_acc.png
+
+Works on a sweep that is still running, partly failed, or was killed.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from dlbasics.errors import UserError
+from dlbasics.sweeps.report import build_report, render_report_text, write_report_files
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sweep_dir", type=Path, help="the sweep's directory (hydra.sweep.dir)")
+    parser.add_argument(
+        "--plot", action="store_true", help="write PNGs of the jobs' validation curves"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="where to write the report files (default: the sweep directory)"
+    )
+    args = parser.parse_args(argv)
+    out_dir = args.out or args.sweep_dir
+    try:
+        report = build_report(args.sweep_dir)
+        print(render_report_text(report))
+        written = write_report_files(report, out_dir)
+        if args.plot:
+            from dlbasics.sweeps.curves import plot_validation_curves
+
+            written += list(plot_validation_curves(report.jobs, report.labels(), out_dir))
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print("\nwrote " + ", ".join(str(path) for path in written))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
