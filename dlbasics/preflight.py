@@ -27,6 +27,16 @@ def check_batch_size(cfg: TrainerConfig, n_train: int, data_name: str) -> None:
         )
 
 
+def check_monitor(cfg: TrainerConfig, task: str, data_name: str) -> None:
+    """An accuracy cannot be monitored on a regression task: it has none."""
+    monitor = cfg.early_stopping.monitor
+    if task == "regression" and monitor.endswith("_acc"):
+        raise ConfigError(
+            f"trainer.early_stopping.monitor={monitor}: data={data_name} is a regression task, "
+            f"which has no accuracy; monitor {monitor.replace('_acc', '_loss')} instead."
+        )
+
+
 def check_output(run_dir: Path, param_bytes: int) -> None:
     """The run directory takes files, and its disk has room for the checkpoints and logs."""
     atomic_write(run_dir / ".write-test", b"dlbasics")  # raises OutputError when it cannot

@@ -18,7 +18,7 @@ from dlbasics.interrupt import StopOnSignal
 from dlbasics.loggers import build_logger
 from dlbasics.losses import build_objective
 from dlbasics.models import build_model
-from dlbasics.preflight import check_batch_size, check_output
+from dlbasics.preflight import check_batch_size, check_monitor, check_output
 from dlbasics.resume import load_resume_checkpoint
 from dlbasics.trainer import Trainer
 
@@ -39,6 +39,7 @@ def train(cfg: Config, run_dir: Path, progress: bool = True) -> dict[str, Any]:
 
     data = build_data(cfg.data)
     check_batch_size(cfg.trainer, len(data.x_train), data.spec.name)
+    check_monitor(cfg.trainer, data.spec.task, data.spec.name)
     torch.manual_seed(cfg.trainer.seed)  # after the data, so initialisation is its own seed
     model = build_model(cfg, data.spec)
     n_params = sum(p.numel() for p in model.parameters())

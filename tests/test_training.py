@@ -205,6 +205,7 @@ def test_digits_mlp_default_reaches_97_percent(tmp_path):
         (["data=moons", "model.output_act=softmax"], "always 1"),
         (["model=perceptron", "data=diabetes"], "regression"),
         (["model=perceptron", "reg=l2"], "reg.l1, reg.l2 and reg.dropout"),
+        (["data=diabetes", "trainer.early_stopping.monitor=train_acc"], "has no accuracy"),
     ],
 )
 def test_combinations_that_cannot_work_are_refused(tmp_path, overrides, message):
