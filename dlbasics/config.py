@@ -276,6 +276,8 @@ class TrainerConfig:
     # step, which costs a host sync per step).
     on_nan: str = "stop"
     resume: str | None = None  # a run directory or last.pt to continue; null = start afresh
+    # Under torchrun: seconds a rank waits for the others before the job fails.
+    distributed_timeout: float = 120.0
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
     def __post_init__(self) -> None:
@@ -318,6 +320,12 @@ class TrainerConfig:
             self.checkpoint_every >= 1, "trainer.checkpoint_every", self.checkpoint_every, ">= 1"
         )
         _check_choice("trainer.on_nan", self.on_nan, ON_NAN)
+        _check(
+            self.distributed_timeout > 0,
+            "trainer.distributed_timeout",
+            self.distributed_timeout,
+            "a number of seconds > 0",
+        )
 
 
 @dataclass

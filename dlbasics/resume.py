@@ -20,6 +20,7 @@ MAY_DIFFER = (
     "trainer.device",
     "trainer.threads",
     "trainer.on_nan",
+    "trainer.distributed_timeout",
     "logger.name",
 )
 

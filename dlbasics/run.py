@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from dlbasics.checkpoint import write_json
 from dlbasics.config import Config, flatten
 from dlbasics.data import build_data
+from dlbasics.distributed import SingleProcess, check_batch_fits_ranks, join_ranks
 from dlbasics.errors import ConfigError
 from dlbasics.interrupt import StopOnSignal
 from dlbasics.loggers import build_logger
@@ -31,8 +32,18 @@ SMALL_MODEL_PARAMS = 1_000_000
 
 def train(cfg: Config, run_dir: Path, progress: bool = True) -> dict[str, Any]:
     """Build data, model and objective from ``cfg``, fit, test, and write the run directory:
-    ``metrics.json``, ``tb/`` (TensorBoard) and ``checkpoints/``. Returns the metrics."""
-    device = resolve_device(cfg.trainer.device)
+    ``metrics.json``, ``tb/`` (TensorBoard) and ``checkpoints/``. Returns the metrics.
+
+    Under torchrun every rank calls this; rank 0 alone writes and reports."""
+    parallel = join_ranks(resolve_device(cfg.trainer.device), cfg.trainer)
+    try:
+        return _train(cfg, run_dir, progress, parallel)
+    finally:
+        parallel.close()
+
+
+def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) -> dict[str, Any]:
+    device, main = parallel.device, parallel.is_main
     if cfg.trainer.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
@@ -40,16 +51,18 @@ def train(cfg: Config, run_dir: Path, progress: bool = True) -> dict[str, Any]:
     data = build_data(cfg.data)
     check_batch_size(cfg.trainer, len(data.x_train), data.spec.name)
     check_monitor(cfg.trainer, data.spec.task, data.spec.name)
+    check_batch_fits_ranks(cfg.trainer, len(data.x_train), parallel.world_size)
     torch.manual_seed(cfg.trainer.seed)  # after the data, so initialisation is its own seed
     model = build_model(cfg, data.spec)
     n_params = sum(p.numel() for p in model.parameters())
-    check_output(run_dir, sum(p.numel() * p.element_size() for p in model.parameters()))
+    if main:
+        check_output(run_dir, sum(p.numel() * p.element_size() for p in model.parameters()))
     threads = set_threads(cfg.trainer.threads, n_params, device)
     output_act = cfg.model.output_act
     if output_act == "auto" and model.output_act:
         output_act = model.output_act
     objective = build_objective(cfg.loss.name, output_act, data.spec, cfg.reg, cfg.model.name)
-    if cfg.model.name == "perceptron" and cfg.optim.name != "sgd":
+    if main and cfg.model.name == "perceptron" and cfg.optim.name != "sgd":
         log.info(
             "note: the perceptron learning rule is w += lr·(t−y)·x under optim=sgd; "
             f"optim={cfg.optim.name} rescales those updates."
@@ -57,14 +70,16 @@ def train(cfg: Config, run_dir: Path, progress: bool = True) -> dict[str, Any]:
 
     config_yaml = OmegaConf.to_yaml(OmegaConf.structured(cfg))
     resume = load_resume_checkpoint(cfg, config_yaml)
-    logger = build_logger(cfg.logger.name, run_dir / "tb")
-    log.info(
-        f"model={cfg.model.name} ({n_params:,} parameters) data={data.spec.name} "
-        f"({len(data.x_train)} train / {len(data.x_val)} val / {len(data.x_test)} test, "
-        f"{data.spec.task}) loss={objective.loss} output={objective.output_act} "
-        f"optim={cfg.optim.name} lr={cfg.optim.lr:g} trainer={cfg.trainer.mode} "
-        f"device={device} threads={threads}"
-    )
+    logger = build_logger(cfg.logger.name if main else "none", run_dir / "tb")
+    ranks = f" ranks={parallel.world_size}" if parallel.world_size > 1 else ""
+    if main:
+        log.info(
+            f"model={cfg.model.name} ({n_params:,} parameters) data={data.spec.name} "
+            f"({len(data.x_train)} train / {len(data.x_val)} val / {len(data.x_test)} test, "
+            f"{data.spec.task}) loss={objective.loss} output={objective.output_act} "
+            f"optim={cfg.optim.name} lr={cfg.optim.lr:g} trainer={cfg.trainer.mode} "
+            f"device={device} threads={threads}{ranks}"
+        )
     try:
         with StopOnSignal() as interrupt:  # SIGINT/SIGTERM: save and stop between two steps
             trainer = Trainer(
@@ -72,10 +87,11 @@ def train(cfg: Config, run_dir: Path, progress: bool = True) -> dict[str, Any]:
                 cfg.optim,
                 device,
                 logger=logger,
-                checkpoint_dir=run_dir / "checkpoints",
-                progress=progress,
+                checkpoint_dir=run_dir / "checkpoints" if main else None,
+                progress=progress and main,
                 config_yaml=config_yaml,
                 interrupt=interrupt,
+                parallel=parallel,
             )
             fit = trainer.fit(model, data, objective, resume=resume)
         test_loss, test_acc = trainer.evaluate(model, data.x_test, data.y_test, objective)
@@ -100,13 +116,15 @@ def train(cfg: Config, run_dir: Path, progress: bool = True) -> dict[str, Any]:
             "fit_seconds": round(fit.fit_seconds, 4),
             "device": str(device),
             "threads": threads,
+            "world_size": parallel.world_size,  # processes that trained it (torchrun)
             "n_params": n_params,
             "n_train": len(data.x_train),
             "task": data.spec.task,
             "torch": torch.__version__,
             "host": platform.node(),
         }
-        write_json(metrics, run_dir / "metrics.json")
+        if main:
+            write_json(metrics, run_dir / "metrics.json")
         final = {
             f"final/{key}": metrics[key]
             for key in ("test_loss", "test_acc", "best_val_loss", "epochs_run")
@@ -116,6 +134,11 @@ def train(cfg: Config, run_dir: Path, progress: bool = True) -> dict[str, Any]:
     finally:
         logger.close()
 
+    if parallel.world_size > 1:  # each rank says where it stopped (all must stop together)
+        stopped = f"{fit.stop_reason} after {fit.epochs_run} epochs, {fit.steps} steps"
+        log.info(f"rank {parallel.rank}: {stopped}")
+    if not main:  # rank 0 reports the run
+        return metrics
     if fit.message:
         log.warning(fit.message)
     if fit.stop_reason == "interrupted":

@@ -11,6 +11,9 @@ in the batch size: the whole training set, one sample, or ``trainer.batch_size``
 A signal (SIGINT/SIGTERM, see interrupt.py) stops the loop between two steps; ``last.pt`` then
 holds everything needed to continue exactly there (``trainer.resume``), down to the epoch's
 shuffled order and RNG states.
+
+Under torchrun, each rank takes its part of every batch and the ``parallel`` hooks average the
+gradients and sum the metrics over the ranks (distributed.py); in one process they do nothing.
 """
 
 import math
@@ -25,6 +28,7 @@ from torch import Tensor
 from dlbasics.checkpoint import save_checkpoint
 from dlbasics.config import EarlyStoppingConfig, OptimConfig, TrainerConfig
 from dlbasics.data import DataSplits
+from dlbasics.distributed import SingleProcess
 from dlbasics.errors import DataError
 from dlbasics.interrupt import StopOnSignal
 from dlbasics.loggers import Logger, NullLogger
@@ -97,6 +101,7 @@ class Trainer:
     ``checkpoint_dir=None`` writes no checkpoints; ``tag_prefix`` namespaces TensorBoard tags
     (so several fits can share one run, e.g. pre-training then fine-tuning). ``interrupt``
     is looked at between steps: once a signal has set it, the fit stops and saves last.pt.
+    ``parallel`` is this process' place among the ranks of a torchrun job.
     """
 
     def __init__(
@@ -110,6 +115,7 @@ class Trainer:
         tag_prefix: str = "",
         config_yaml: str = "",
         interrupt: StopOnSignal | None = None,
+        parallel: SingleProcess | None = None,
     ):
         self.cfg = cfg
         self.optim = optim
@@ -120,6 +126,7 @@ class Trainer:
         self.tag_prefix = tag_prefix
         self.config_yaml = config_yaml  # stored in checkpoints, so each says how it was made
         self.interrupt = interrupt or StopOnSignal()  # one not entered is never requested
+        self.parallel = parallel or SingleProcess(device)
 
     def fit(
         self,
@@ -129,7 +136,7 @@ class Trainer:
         resume: dict[str, Any] | None = None,
     ) -> FitResult:
         """Train ``model``; ``resume`` is a ``last.pt`` payload to continue from."""
-        cfg = self.cfg
+        cfg, parallel = self.cfg, self.parallel
         model.to(self.device)
         # The whole data set lives on the device; batches are index slices, not copies made
         # by a DataLoader.
@@ -139,6 +146,9 @@ class Trainer:
         batch_size = n if cfg.batch_size is None else min(cfg.batch_size, n)
         classify = data.spec.task != "regression"
         skip_non_finite = cfg.on_nan == "skip"
+        # Under torchrun, a last batch too small to give each rank a sample waits for the next
+        # epoch's shuffle.
+        end = n - n % batch_size if n % batch_size < parallel.world_size else n
 
         optimizer = build_optimizer(model.parameters(), self.optim)
         stopper = EarlyStopping(cfg.early_stopping)
@@ -148,8 +158,9 @@ class Trainer:
         if resume is not None:
             state = self._restore(resume, model, optimizer, scheduler, stopper, shuffle)
         progress = Progress(cfg.epochs) if self.progress else None
+        training_step = parallel.training_step(model)  # model.training_step, for one process
 
-        stop_reason = "max_epochs"
+        stop_reason, stop_signal = "max_epochs", None
         message = None
         started = time.perf_counter()
         for epoch in range(state.epochs_done + 1, cfg.epochs + 1):
@@ -157,22 +168,23 @@ class Trainer:
 
             # --- one pass over the training set (or the rest of one, when resumed) ------
             model.train()
+            parallel.seed_epoch(cfg.seed, epoch)
             if state.epoch is None:
                 order = torch.randperm(n, generator=shuffle, device=self.device)
                 state.epoch = EpochPass(order)
             run = state.epoch
-            for start in range(run.next_start, n, batch_size):
-                if self.interrupt.requested:  # SIGINT/SIGTERM: stop between two steps
+            for start in range(run.next_start, end, batch_size):
+                if self.interrupt.requested and parallel.stops_between_steps:  # SIGINT/SIGTERM
                     break
                 if batch_size < n:
-                    index = run.order[start : start + batch_size]
+                    index = parallel.local_batch(run.order[start : start + batch_size])
                     xb, yb = x_train[index], y_train[index]
                 else:  # batch gradient descent: the whole set, no need to shuffle or copy
-                    xb, yb = x_train, y_train
+                    xb, yb = parallel.local_batch(x_train), parallel.local_batch(y_train)
                 run.next_start = start + batch_size
                 optimizer.zero_grad(set_to_none=True)
-                loss, scores = model.training_step(xb, yb, objective)
-                if skip_non_finite and not torch.isfinite(loss):  # a host sync, by choice
+                loss, scores = training_step(xb, yb, objective)
+                if skip_non_finite and not parallel.is_finite_everywhere(loss):  # a host sync
                     state.skipped_steps += 1
                     continue
                 if cfg.grad_clip is not None:
@@ -180,11 +192,12 @@ class Trainer:
                 optimizer.step()
                 state.steps += 1
                 run.record(loss, len(xb), objective.correct(scores, yb) if classify else None)
-            if run.next_start < n:  # stopped part-way: last.pt resumes at the next step
-                stop_reason = "interrupted"
+            if run.next_start < end:  # stopped part-way: last.pt resumes at the next step
+                stop_reason, stop_signal = "interrupted", self.interrupt.signal_number
                 break
 
             # --- end of epoch: measure, then decide ------------------------------------------
+            run = parallel.combine(run)  # every rank's steps, as one process would have seen them
             metrics = {"train_loss": run.mean_loss()}
             if not math.isfinite(metrics["train_loss"]):
                 stop_reason = "diverged"
@@ -215,10 +228,13 @@ class Trainer:
             if self.checkpoint_dir and epoch % cfg.checkpoint_every == 0:
                 fit_seconds = state.fit_seconds + time.perf_counter() - started
                 self._save(model, optimizer, scheduler, stopper, shuffle, state, fit_seconds)
-            if stopper.should_stop:
+            stop_early, stop_signal = parallel.agree_to_stop(
+                stopper.should_stop, self.interrupt.signal_number
+            )
+            if stop_early:
                 stop_reason = "early_stopping"
                 break
-            if self.interrupt.requested:
+            if stop_signal:
                 stop_reason = "interrupted"
                 break
         fit_seconds = state.fit_seconds + time.perf_counter() - started
@@ -241,7 +257,7 @@ class Trainer:
             fit_seconds=fit_seconds,
             last=state.metrics,
             skipped_steps=state.skipped_steps,
-            stop_signal=self.interrupt.signal_number if stop_reason == "interrupted" else None,
+            stop_signal=stop_signal if stop_reason == "interrupted" else None,
             message=message,
         )
 
@@ -249,9 +265,11 @@ class Trainer:
     def evaluate(
         self, model: Model, x: Tensor, y: Tensor, objective: Objective
     ) -> tuple[float, float | None]:
-        """Mean loss and accuracy (None for regression) over a whole split."""
+        """Mean loss and accuracy (None for regression) over a whole split (under torchrun,
+        each rank evaluates its part and the sums are added up: no sample counts twice)."""
         model.eval()
         x, y = x.to(self.device), y.to(self.device)
+        x, y = self.parallel.local_part(x), self.parallel.local_part(y)
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         for start in range(0, len(x), EVAL_CHUNK):
@@ -259,8 +277,11 @@ class Trainer:
             scores = model(xb)
             loss_sum += objective(scores, yb) * len(xb)
             correct += objective.correct(scores, yb)
-        accuracy = correct.item() / len(x) if objective.task != "regression" else None
-        return loss_sum.item() / len(x), accuracy
+        count = torch.tensor(len(x), dtype=torch.float64, device=self.device)
+        totals = torch.stack([loss_sum.double(), correct.double(), count])
+        loss_sum, correct, count = self.parallel.sum(totals).tolist()  # over the ranks' parts
+        accuracy = correct / count if objective.task != "regression" else None
+        return loss_sum / count, accuracy
 
     def _clip_gradients(self, model: Model) -> None:
         if self.cfg.grad_clip_mode == "norm":

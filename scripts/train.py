@@ -5,12 +5,14 @@ python scripts/train.py model=perceptron data=or optim=sgd
 python scripts/train.py -m model=mlp act=relu,tanh   # a sweep (Hydra multirun)
 python scripts/train.py -m model=mlp act=relu,tanh --resume   # finish that sweep
 python scripts/train.py --help                    # groups and their choices
+torchrun --standalone --nproc_per_node=2 scripts/train.py   # data-parallel (distributed.py)
 
 Exit status (dlbasics/cli.py): 0 done, 2 a mistake in the input (one line on stderr),
 130/143 stopped by SIGINT/SIGTERM after saving checkpoints/last.pt, 1 a bug. A sweep exits
 with the number of its failed jobs (dlbasics/sweeps/callback.py).
 """
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,10 @@ from dlbasics.sweeps.resume import resume_argv
 
 register_configs()
 
+# Under torchrun every rank runs this script. Rank 0 writes the run directory; the others write
+# nothing: no directory of their own (their clocks could name another), no .hydra/, no train.log.
+OTHER_RANKS = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout"]
+
 
 @task
 def train_one(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
@@ -41,11 +47,20 @@ def train_one(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 def main(cfg: DictConfig) -> float | None:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if HydraConfig.get().mode == RunMode.MULTIRUN:  # a failed job is recorded, the sweep goes on
+        if "RANK" in os.environ:
+            fail(
+                "-m (a sweep) under torchrun would run every job of the sweep on every rank; "
+                "torchrun trains one run across its processes. Start torchrun once per "
+                "configuration, or sweep with one process per job (e.g. "
+                "hydra/launcher=submitit_slurm on a cluster)."
+            )
         return run_sweep_job(cfg, run_dir)
     return train_one(cfg, run_dir)
 
 
 if __name__ == "__main__":
+    if os.environ.get("RANK", "0") != "0":
+        sys.argv += OTHER_RANKS
     try:  # `-m … --resume`: finish an earlier sweep run with the same overrides
         sys.argv = resume_argv(sys.argv, config_name="config")
     except UserError as error:

@@ -175,6 +175,7 @@ def test_random_overrides_on_the_real_command_line_exit_0_or_2_without_traceback
         (["trainer=sgdd"], ["trainer=sgdd", "batch, minibatch, sgd"]),
         (["data=csv"], ["data.path", "required"]),
         (["trainer.on_nan=ignore"], ["trainer.on_nan", "stop, skip"]),
+        (["trainer.distributed_timeout=0"], ["trainer.distributed_timeout", "seconds > 0"]),
     ],
 )
 def test_each_kind_of_mistake_gets_one_line_with_the_key_and_what_is_allowed(
