@@ -58,16 +58,25 @@ def torchrun(cwd, *args: str, nproc: int = 2, timeout: float = 300) -> tuple[int
     return process.returncode, stdout, stderr
 
 
+def two_ranks_and_one(tmp_path, *args: str) -> tuple[dict, dict, str]:
+    """The metrics of a run on two ranks (run directory tmp_path/run, started in tmp_path/cwd)
+    and of the same run in this one process, and the two ranks' output."""
+    (tmp_path / "cwd").mkdir()
+    returncode, stdout, stderr = torchrun(
+        tmp_path / "cwd", f"hydra.run.dir={tmp_path / 'run'}", *args
+    )
+    assert returncode == 0, stderr
+    one = train_in_process(tmp_path / "one", *args, "logger=none")
+    return read_metrics(tmp_path / "run"), one, stdout
+
+
 def files_under(directory) -> list[str]:
     return sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
 
 
 def test_two_ranks_train_as_one_process_stop_together_and_write_one_run(tmp_path):
-    cwd = tmp_path / "cwd"  # where torchrun starts: the ranks must leave nothing here
-    cwd.mkdir()
+    two, one, stdout = two_ranks_and_one(tmp_path, *OVERFITS)
     run_dir = tmp_path / "run"
-    returncode, stdout, stderr = torchrun(cwd, f"hydra.run.dir={run_dir}", *OVERFITS)
-    assert returncode == 0, stderr
 
     # Both ranks stopped early on the same epoch, after the same steps.
     stopped = {rank: rest for rank, *rest in RANK_STOPPED.findall(stdout)}
@@ -75,8 +84,6 @@ def test_two_ranks_train_as_one_process_stop_together_and_write_one_run(tmp_path
     assert stopped["0"] == stopped["1"] == ["early_stopping", "9", "36"]
 
     # The same run in one process: the same steps and epochs, the same losses up to rounding.
-    two = read_metrics(run_dir)
-    one = train_in_process(tmp_path / "one", *OVERFITS, "logger=none")
     assert two["world_size"] == 2 and one["world_size"] == 1
     for key in ("steps", "epochs_run", "stop_reason", "best_epoch", "n_train"):
         assert two[key] == one[key], key
@@ -85,8 +92,8 @@ def test_two_ranks_train_as_one_process_stop_together_and_write_one_run(tmp_path
     for key in ("train_acc", "val_acc", "test_acc"):
         assert two[key] == one[key], key
 
-    # One set of artefacts, written by rank 0.
-    assert files_under(cwd) == []
+    # One set of artefacts, written by rank 0; none where torchrun was started.
+    assert files_under(tmp_path / "cwd") == []
     written = files_under(run_dir)
     events = [name for name in written if name.startswith("tb/")]
     assert len(events) == 1, written
@@ -160,10 +167,7 @@ def test_the_perceptron_rule_averages_over_two_ranks_as_over_one_batch(tmp_path)
         "trainer.early_stopping.enabled=false",
         "logger=none",
     ]
-    returncode, _, stderr = torchrun(tmp_path, f"hydra.run.dir={tmp_path / 'run'}", *args)
-    assert returncode == 0, stderr
-    two = read_metrics(tmp_path / "run")
-    one = train_in_process(tmp_path / "one", *args)
+    two, one, _ = two_ranks_and_one(tmp_path, *args)
     assert (two["steps"], two["epochs_run"]) == (one["steps"], one["epochs_run"]) == (280, 20)
     for key in ("train_loss", "val_loss", "test_loss"):
         assert two[key] == pytest.approx(one[key], rel=1e-5), key
@@ -183,10 +187,7 @@ def test_on_nan_skip_skips_the_same_steps_on_every_rank(tmp_path):
         "trainer.on_nan=skip",
         "logger=none",
     ]
-    returncode, stdout, stderr = torchrun(tmp_path, f"hydra.run.dir={tmp_path / 'run'}", *args)
-    assert returncode == 0, stderr
-    two = read_metrics(tmp_path / "run")
-    one = train_in_process(tmp_path / "one", *args)
+    two, one, stdout = two_ranks_and_one(tmp_path, *args)
     assert one["skipped_steps"] > 0
     for key in ("skipped_steps", "steps", "epochs_run", "stop_reason", "test_acc"):
         assert two[key] == one[key], key
