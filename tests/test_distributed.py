@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import torch
@@ -21,8 +23,8 @@ from dlbasics.models import build_model
 from dlbasics.trainer import Trainer
 
 # An MLP that overfits 48 noisy points: early stopping ends it after 9 epochs. Batches of 15
-# split 8 + 7 between two ranks, and each epoch's last batch of 3 splits 2 + 1, so the
-# gradients only average right when each rank's counts by its share of the batch.
+# split 8 + 7 between two ranks, and each epoch's last batch of 3 splits 2 + 1: the average
+# is only right when each rank's gradient counts by its share of the batch.
 OVERFITS = [
     "data=moons",
     "data.n_samples=80",
@@ -49,13 +51,27 @@ def start_torchrun(cwd, *args: str, nproc: int = 2) -> subprocess.Popen:
     )
 
 
-def torchrun(cwd, *args: str, nproc: int = 2, timeout: float = 300) -> tuple[int, str, str]:
-    process = start_torchrun(cwd, *args, nproc=nproc)
+@contextmanager
+def torchrun_started(cwd, *args: str, nproc: int = 2) -> Iterator[subprocess.Popen]:
+    """torchrun running in the background; on leaving, it and its ranks are ended."""
+    launcher = start_torchrun(cwd, *args, nproc=nproc)
     try:
-        stdout, stderr = process.communicate(timeout=timeout)
+        yield launcher
     finally:
-        process.kill()
-    return process.returncode, stdout, stderr
+        if launcher.poll() is None:  # the test failed while it ran
+            ranks = _worker_pids(launcher).values()
+            launcher.terminate()  # passed on to the ranks; torchrun kills them after 30 s
+            try:
+                launcher.wait(timeout=60)
+            except subprocess.TimeoutExpired:  # the ranks run in sessions of their own
+                for pid in [*ranks, launcher.pid]:
+                    os.kill(pid, signal.SIGKILL)
+
+
+def torchrun(cwd, *args: str, nproc: int = 2, timeout: float = 300) -> tuple[int, str, str]:
+    with torchrun_started(cwd, *args, nproc=nproc) as launcher:
+        stdout, stderr = launcher.communicate(timeout=timeout)
+    return launcher.returncode, stdout, stderr
 
 
 def two_ranks_and_one(tmp_path, *args: str) -> tuple[dict, dict, str]:
@@ -201,9 +217,13 @@ def _worker_pids(launcher: subprocess.Popen) -> dict[int, int]:
     children = open(f"/proc/{launcher.pid}/task/{launcher.pid}/children").read().split()
     ranks = {}
     for pid in map(int, children):
-        environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
-        rank = next(v for v in environ if v.startswith(b"RANK=")).partition(b"=")[2]
-        ranks[int(rank)] = pid
+        try:
+            environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+        except FileNotFoundError:  # ended meanwhile
+            continue
+        for variable in environ:
+            if variable.startswith(b"RANK="):
+                ranks[int(variable.partition(b"=")[2])] = pid
     return ranks
 
 
@@ -224,16 +244,12 @@ LONG_RUN = [
 
 @pytest.mark.slow
 def test_a_rank_that_stops_answering_fails_the_job_instead_of_hanging_it(tmp_path):
-    launcher = start_torchrun(
-        tmp_path, f"hydra.run.dir={tmp_path / 'run'}", "trainer.distributed_timeout=5", *LONG_RUN
-    )
-    try:
+    run = f"hydra.run.dir={tmp_path / 'run'}"
+    with torchrun_started(tmp_path, run, "trainer.distributed_timeout=5", *LONG_RUN) as launcher:
         _wait_for_epoch(launcher)
         os.kill(_worker_pids(launcher)[1], signal.SIGSTOP)  # frozen: alive, but never answers
         # Rank 0 gives up after 5 s; torchrun then kills the frozen rank (after its 30 s grace).
         _, stderr = launcher.communicate(timeout=240)
-    finally:
-        launcher.kill()
     assert launcher.returncode != 0
     assert "Timed out waiting 5000ms" in stderr
 
@@ -246,14 +262,11 @@ def test_sigterm_stops_every_rank_at_the_epoch_end_and_resume_finishes_the_same_
     returncode, _, stderr = torchrun(tmp_path, f"hydra.run.dir={tmp_path / 'straight'}", *args)
     assert returncode == 0, stderr
 
-    launcher = start_torchrun(tmp_path, f"hydra.run.dir={tmp_path / 'run'}", *args)
-    try:
+    with torchrun_started(tmp_path, f"hydra.run.dir={tmp_path / 'run'}", *args) as launcher:
         _wait_for_epoch(launcher)
         time.sleep(0.5)
         launcher.send_signal(signal.SIGTERM)
         stdout, _ = launcher.communicate(timeout=120)
-    finally:
-        launcher.kill()
     stopped = {rank: rest for rank, *rest in RANK_STOPPED.findall(stdout)}
     assert stopped["0"] == stopped["1"] and stopped["0"][0] == "interrupted", stdout
     interrupted = read_metrics(tmp_path / "run")
