@@ -71,8 +71,8 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
     config_yaml = OmegaConf.to_yaml(OmegaConf.structured(cfg))
     resume = load_resume_checkpoint(cfg, config_yaml)
     logger = build_logger(cfg.logger.name if main else "none", run_dir / "tb")
-    ranks = f" ranks={parallel.world_size}" if parallel.world_size > 1 else ""
     if main:
+        ranks = f" ranks={parallel.world_size}" if parallel.world_size > 1 else ""
         log.info(
             f"model={cfg.model.name} ({n_params:,} parameters) data={data.spec.name} "
             f"({len(data.x_train)} train / {len(data.x_val)} val / {len(data.x_test)} test, "
