@@ -151,6 +151,63 @@ class CsvDataConfig(SplitDataConfig):
         _check(len(self.delimiter) == 1, "data.delimiter", self.delimiter, "one character")
 
 
+@dataclass
+class IdxDataConfig(DataConfig):
+    """MNIST-format files on disk: the training file is split into training and validation
+    sets; the t10k files are the test set."""
+
+    name: str = "idx"
+    root: str | None = None  # directory holding the four *-ubyte files (gzipped or not)
+    val_size: float = 0.1  # fraction (or count) of the training file held out, stratified
+    standardize: bool = True
+    limit: int | None = None  # use only the first N training images; null = all
+
+    def __post_init__(self) -> None:
+        _check(
+            self.root is not None and self.root != "",
+            "data.root",
+            self.root,
+            "data=idx needs the directory holding train-images-idx3-ubyte, "
+            "train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte "
+            "(each may end in .gz), e.g. data.root=~/data/mnist",
+        )
+        _check(self.val_size > 0, "data.val_size", self.val_size, "a fraction in (0, 1) or a count")
+        _check(
+            self.limit is None or self.limit >= 2, "data.limit", self.limit, "null or at least 2"
+        )
+
+
+@dataclass
+class SineDataConfig(GeneratedDataConfig):
+    """Windows of noisy sine waves; the target is the noise-free value that follows."""
+
+    name: str = "sine"
+    n_samples: int = 2000
+    noise: float = 0.1
+    length: int = 20  # time steps per window
+    many_to_many: bool = False  # a target after every step, not only after the last
+    standardize: bool = False  # the waves are already on a unit scale
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.length >= 1, "data.length", self.length, "must be >= 1")
+
+
+@dataclass
+class AddingDataConfig(SplitDataConfig):
+    """The adding problem: sum the two marked numbers of a long sequence."""
+
+    name: str = "adding"
+    n_samples: int = 10000
+    length: int = 50  # time steps per sequence
+    standardize: bool = False  # keeps the loss in the task's units (predicting the mean: 1/6)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.n_samples >= 10, "data.n_samples", self.n_samples, "at least 10")
+        _check(self.length >= 2, "data.length", self.length, "at least 2 (one mark per half)")
+
+
 # --- the groups with one schema each ---------------------------------------------------------
 
 ACTIVATIONS = ("step", "sigmoid", "tanh", "relu", "leaky_relu", "gelu", "identity")
@@ -352,6 +409,9 @@ DATA_SCHEMAS = {
     "oysters": OystersDataConfig,
     "bundled": BundledDataConfig,
     "csv": CsvDataConfig,
+    "idx": IdxDataConfig,
+    "sine": SineDataConfig,
+    "adding": AddingDataConfig,
 }
 
 
