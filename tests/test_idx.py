@@ -76,7 +76,7 @@ def test_data_idx_limit_takes_the_first_training_images(tmp_path):
     assert (len(data.x_train), len(data.x_val), len(data.x_test)) == (80, 20, 80)
 
 
-@pytest.mark.parametrize("model", ["mlp"])
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
 def test_models_learn_from_idx_files(tmp_path, model):
     write_mnist_dir(tmp_path / "mnist")
     overrides = ["model.channels=[8]", "model.dense=[]"] if model == "cnn" else []
