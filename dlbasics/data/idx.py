@@ -123,10 +123,10 @@ def _idx(cfg: IdxDataConfig) -> DataSplits:
         x, y = x[: cfg.limit], y[: cfg.limit]
 
     n_val = held_out_count(cfg.val_size, len(x))
-    if len(x) - n_val < 1:
+    if not 1 <= n_val < len(x):
         raise ConfigError(
-            f"data.val_size={cfg.val_size} leaves no training samples out of the {len(x)} "
-            "in the training file."
+            f"data.val_size={cfg.val_size} holds out {n_val} of the {len(x)} samples in the "
+            "training file; it must leave at least one for validation and one for training."
         )
     order = stratified_order(y, torch.Generator().manual_seed(cfg.seed))
     val, train = order[:n_val], order[n_val:]
