@@ -58,6 +58,79 @@ class MLPConfig(ModelConfig):
             _check(size >= 1, "model.hidden", list(self.hidden), "every layer size must be >= 1")
 
 
+NORMS = ("none", "batch", "layer")
+INITS = ("default", "xavier_uniform", "xavier_normal", "he_uniform", "he_normal", "normal", "zeros")
+
+
+@dataclass
+class DNNConfig(ModelConfig):
+    name: str = "dnn"
+    depth: int = 3  # hidden layers, each `width` units wide ...
+    width: int = 256
+    hidden: list[int] = field(default_factory=list)  # ... unless listed here explicitly
+    norm: str = "batch"  # after each hidden linear layer: none | batch | layer
+    init: str = "he_normal"  # weight initialisation; "default" keeps PyTorch's
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.depth >= 1, "model.depth", self.depth, "at least 1 hidden layer")
+        _check(self.width >= 1, "model.width", self.width, "must be >= 1")
+        for size in self.hidden:
+            _check(size >= 1, "model.hidden", list(self.hidden), "every layer size must be >= 1")
+        _check_choice("model.norm", self.norm, NORMS)
+        _check_choice("model.init", self.init, INITS)
+
+    @property
+    def layer_sizes(self) -> list[int]:
+        return list(self.hidden) if self.hidden else [self.width] * self.depth
+
+
+POOLS = ("max", "avg")
+
+
+@dataclass
+class CNNConfig(ModelConfig):
+    name: str = "cnn"
+    channels: list[int] = field(default_factory=lambda: [32, 64])  # one conv block per entry
+    kernel_size: int = 3  # square kernels, "same" padding: only pooling shrinks the image
+    pool: str = "max"  # max | avg
+    pool_size: int = 2  # each block divides height and width by this
+    batch_norm: bool = True  # after each convolution
+    dense: list[int] = field(default_factory=lambda: [128])  # hidden dense layers after the blocks
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(
+            len(self.channels) >= 1 and all(c >= 1 for c in self.channels),
+            "model.channels",
+            list(self.channels),
+            "one or more channel counts >= 1",
+        )
+        _check(self.kernel_size >= 1, "model.kernel_size", self.kernel_size, "must be >= 1")
+        _check_choice("model.pool", self.pool, POOLS)
+        _check(self.pool_size >= 1, "model.pool_size", self.pool_size, "must be >= 1")
+        for size in self.dense:
+            _check(size >= 1, "model.dense", list(self.dense), "every layer size must be >= 1")
+
+
+CELLS = ("rnn", "lstm", "gru")
+
+
+@dataclass
+class RNNConfig(ModelConfig):
+    name: str = "rnn"
+    cell: str = "lstm"  # rnn (Elman, tanh) | lstm | gru
+    hidden_size: int = 64
+    num_layers: int = 1  # stacked recurrent layers
+    bidirectional: bool = False  # also read each sequence from its end
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_choice("model.cell", self.cell, CELLS)
+        _check(self.hidden_size >= 1, "model.hidden_size", self.hidden_size, "must be >= 1")
+        _check(self.num_layers >= 1, "model.num_layers", self.num_layers, "must be >= 1")
+
+
 # --- data (one schema per kind of source) ----------------------------------------------------
 
 
@@ -149,6 +222,63 @@ class CsvDataConfig(SplitDataConfig):
         super().__post_init__()
         _check_choice("data.task", self.task, CSV_TASKS)
         _check(len(self.delimiter) == 1, "data.delimiter", self.delimiter, "one character")
+
+
+@dataclass
+class IdxDataConfig(DataConfig):
+    """MNIST-format files on disk: the training file is split into training and validation
+    sets; the t10k files are the test set."""
+
+    name: str = "idx"
+    root: str | None = None  # directory holding the four *-ubyte files (gzipped or not)
+    val_size: float = 0.1  # fraction (or count) of the training file held out, stratified
+    standardize: bool = True
+    limit: int | None = None  # use only the first N training images; null = all
+
+    def __post_init__(self) -> None:
+        _check(
+            self.root is not None and self.root != "",
+            "data.root",
+            self.root,
+            "data=idx needs the directory holding train-images-idx3-ubyte, "
+            "train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte "
+            "(each may end in .gz), e.g. data.root=~/data/mnist",
+        )
+        _check(self.val_size > 0, "data.val_size", self.val_size, "a fraction in (0, 1) or a count")
+        _check(
+            self.limit is None or self.limit >= 2, "data.limit", self.limit, "null or at least 2"
+        )
+
+
+@dataclass
+class SineDataConfig(GeneratedDataConfig):
+    """Windows of noisy sine waves; the target is the noise-free value that follows."""
+
+    name: str = "sine"
+    n_samples: int = 2000
+    noise: float = 0.1
+    length: int = 20  # time steps per window
+    many_to_many: bool = False  # a target after every step, not only after the last
+    standardize: bool = False  # the waves are already on a unit scale
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.length >= 1, "data.length", self.length, "must be >= 1")
+
+
+@dataclass
+class AddingDataConfig(SplitDataConfig):
+    """The adding problem: sum the two marked numbers of a long sequence."""
+
+    name: str = "adding"
+    n_samples: int = 10000
+    length: int = 50  # time steps per sequence
+    standardize: bool = False  # keeps the loss in the task's units (predicting the mean: 1/6)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.n_samples >= 10, "data.n_samples", self.n_samples, "at least 10")
+        _check(self.length >= 2, "data.length", self.length, "at least 2 (one mark per half)")
 
 
 # --- the groups with one schema each ---------------------------------------------------------
@@ -352,7 +482,13 @@ class Config:
 # Schemas for the groups whose choices differ in shape; YAML files name them in their
 # defaults list (e.g. `- /schema/model/mlp@_here_`). Kept out of the `model` group itself
 # so `model=<wrong>` lists only real choices.
-MODEL_SCHEMAS = {"perceptron": PerceptronConfig, "mlp": MLPConfig}
+MODEL_SCHEMAS = {
+    "perceptron": PerceptronConfig,
+    "mlp": MLPConfig,
+    "dnn": DNNConfig,
+    "cnn": CNNConfig,
+    "rnn": RNNConfig,
+}
 DATA_SCHEMAS = {
     "gate": GateDataConfig,
     "generated": GeneratedDataConfig,
@@ -360,6 +496,9 @@ DATA_SCHEMAS = {
     "oysters": OystersDataConfig,
     "bundled": BundledDataConfig,
     "csv": CsvDataConfig,
+    "idx": IdxDataConfig,
+    "sine": SineDataConfig,
+    "adding": AddingDataConfig,
 }
 
 

@@ -232,6 +232,9 @@ GROUP_CHOICES = {
         "wine",
         "breast_cancer",
         "diabetes",
+        "seq_digits",
+        "sine",
+        "adding",
     ],
 }
 

@@ -13,6 +13,9 @@ BUNDLED = {
     "breast_cancer": ("load_breast_cancer", None),  # 569 tumours, 30 features, binary
     "diabetes": ("load_diabetes", "regression"),  # 442 patients, 10 features, progression
 }
+# Images keep their shape, (channels, height, width), so a CNN sees pixels' neighbours; dense
+# models flatten any sample.
+IMAGE_SHAPES = {"digits": (1, 8, 8)}
 
 
 def _load(cfg: BundledDataConfig) -> DataSplits:
@@ -21,6 +24,8 @@ def _load(cfg: BundledDataConfig) -> DataSplits:
     loader, task = BUNDLED[cfg.name]
     bunch = getattr(datasets, loader)()
     x = torch.as_tensor(bunch.data, dtype=torch.get_default_dtype())
+    if cfg.name in IMAGE_SHAPES:
+        x = x.reshape(-1, *IMAGE_SHAPES[cfg.name])
     y = torch.as_tensor(bunch.target)
     return split(cfg.name, x, y, cfg, task=task)
 

@@ -22,6 +22,9 @@ class DataSpec:
     input_shape: tuple[int, ...]
     n_outputs: int  # 1 (binary), one per class (multiclass), one per target (regression)
     n_classes: int = 0  # 0 for regression
+    # Sequences (input_shape (T, F)) may carry a target after every time step (many-to-many):
+    # targets of shape (n, T, n_outputs) instead of (n, n_outputs).
+    per_step: bool = False
 
     @property
     def n_features(self) -> int:
@@ -31,7 +34,8 @@ class DataSpec:
 @dataclass
 class DataSplits:
     """Training, validation and test tensors. Targets: class indices (int64, shape (n,)) for
-    multi-class, 0/1 floats of shape (n, 1) for binary, floats of shape (n, k) for regression."""
+    multi-class, 0/1 floats of shape (n, 1) for binary, floats of shape (n, k) for regression
+    (or (n, T, k) for per-step regression)."""
 
     spec: DataSpec
     x_train: Tensor
@@ -76,10 +80,12 @@ def split(
     spec = (
         classification_spec(name, x, y)
         if task is None
-        else DataSpec(name, task, tuple(x.shape[1:]), 1 if y.ndim == 1 else y.shape[1])
+        else DataSpec(
+            name, task, tuple(x.shape[1:]), 1 if y.ndim == 1 else y.shape[-1], per_step=y.ndim == 3
+        )
     )
     n = len(x)
-    n_val, n_test = _count(cfg.val_size, n), _count(cfg.test_size, n)
+    n_val, n_test = held_out_count(cfg.val_size, n), held_out_count(cfg.test_size, n)
     if n - n_val - n_test < 1:
         raise ConfigError(
             f"data.val_size={cfg.val_size} and data.test_size={cfg.test_size} leave no "
@@ -87,14 +93,28 @@ def split(
         )
     generator = torch.Generator().manual_seed(cfg.seed)
     order = (
-        _stratified_order(y, generator) if task is None else torch.randperm(n, generator=generator)
+        stratified_order(y, generator) if task is None else torch.randperm(n, generator=generator)
     )
     test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
-    x_train, x_val, x_test = x[train], x[val], x[test]
-    y_train, y_val, y_test = (as_targets(y[i], spec.task) for i in (train, val, test))
+    return make_splits(
+        spec, (x[train], y[train]), (x[val], y[val]), (x[test], y[test]), cfg.standardize
+    )
 
+
+def make_splits(
+    spec: DataSpec,
+    train: tuple[Tensor, Tensor],
+    val: tuple[Tensor, Tensor],
+    test: tuple[Tensor, Tensor],
+    standardize: bool,
+) -> DataSplits:
+    """Turn (inputs, labels) pairs into DataSplits: targets in the task's form and, with
+    ``standardize``, every input feature (and a regression target) scaled by the training
+    split's mean and standard deviation."""
+    x_train, x_val, x_test = train[0], val[0], test[0]
+    y_train, y_val, y_test = (as_targets(pair[1], spec.task) for pair in (train, val, test))
     mean = std = None
-    if cfg.standardize:
+    if standardize:
         mean, std = _moments(x_train)
         x_train, x_val, x_test = ((v - mean) / std for v in (x_train, x_val, x_test))
         if spec.task == "regression":  # targets on a unit scale too, so lr defaults carry over
@@ -103,16 +123,21 @@ def split(
     return DataSplits(spec, x_train, y_train, x_val, y_val, x_test, y_test, mean, std)
 
 
-def _count(size: float, n: int) -> int:
+def held_out_count(size: float, n: int) -> int:
     return int(size) if size >= 1 else round(size * n)
 
 
 def _moments(x: Tensor) -> tuple[Tensor, Tensor]:
-    std = x.std(dim=0, unbiased=False)
-    return x.mean(dim=0), torch.where(std > 0, std, torch.ones_like(std))  # constant pixels
+    # Images (n, channels, height, width) get one mean and std per channel, so every pixel
+    # keeps the same scale, as a convolution's shared kernels expect; other data, one per
+    # feature (per pixel and step of a sequence).
+    dims = (0, 2, 3) if x.ndim == 4 else (0,)
+    mean = x.mean(dim=dims, keepdim=True)[0]
+    std = x.std(dim=dims, unbiased=False, keepdim=True)[0]
+    return mean, torch.where(std > 0, std, torch.ones_like(std))  # constant pixels
 
 
-def _stratified_order(y: Tensor, generator: torch.Generator) -> Tensor:
+def stratified_order(y: Tensor, generator: torch.Generator) -> Tensor:
     """A random order in which every class is spread evenly, so any prefix (the test set,
     then the validation set) holds each class in proportion, within one sample."""
     perm = torch.randperm(len(y), generator=generator)

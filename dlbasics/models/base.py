@@ -2,10 +2,12 @@
 
 from collections.abc import Callable
 
+import torch
 from torch import Tensor, nn
 
 from dlbasics.config import Config
 from dlbasics.data import DataSpec
+from dlbasics.errors import ConfigError
 from dlbasics.losses import Objective
 from dlbasics.registry import Registry
 
@@ -42,5 +44,44 @@ def backpropagate(
 MODELS: Registry[Callable[[Config, DataSpec], Model]] = Registry("model")
 
 
+def require_sample_rank(spec: DataSpec, name: str, rank: int, needs: str, use: str) -> None:
+    """Refuse data whose samples do not have ``rank`` dimensions, saying what model ``name``
+    ``needs`` and what to ``use`` instead."""
+    if len(spec.input_shape) != rank:
+        raise ConfigError(
+            f"model={name} needs {needs}, but data={spec.name} gives samples of shape "
+            f"{spec.input_shape}; use {use}."
+        )
+
+
 def build_model(cfg: Config, spec: DataSpec) -> Model:
-    return MODELS.get(cfg.model.name)(cfg, spec)
+    """The model ``model.name`` names, fitted to the data's shapes. A model that cannot read
+    the data's samples, or whose outputs do not match its targets, is a ConfigError here,
+    before training, not a shape error from inside torch."""
+    model = MODELS.get(cfg.model.name)(cfg, spec)
+    check_output_shape(model, spec, cfg.model.name)
+    return model
+
+
+@torch.no_grad()
+def check_output_shape(model: Model, spec: DataSpec, name: str) -> None:
+    """Run two blank samples through ``model`` and compare its scores with the targets' shape:
+    (n_outputs,) per sample, or (time steps, n_outputs) for per-step targets."""
+    expected = (spec.input_shape[0], spec.n_outputs) if spec.per_step else (spec.n_outputs,)
+    was_training = model.training
+    model.eval()  # batch norm must not learn from the blank samples
+    try:
+        scores = model(torch.zeros(2, *spec.input_shape))
+    except RuntimeError as error:
+        raise ConfigError(
+            f"model={name} cannot read the samples of data={spec.name} (shape "
+            f"{spec.input_shape}): {str(error).splitlines()[0]}"
+        ) from None
+    finally:
+        model.train(was_training)
+    if tuple(scores.shape[1:]) != expected:
+        hint = "; only model=rnn gives an output at every time step" if spec.per_step else ""
+        raise ConfigError(
+            f"model={name} gives scores of shape {tuple(scores.shape[1:])} per sample, but "
+            f"the targets of data={spec.name} have shape {expected}{hint}."
+        )

@@ -1,5 +1,6 @@
 """The multi-layer perceptron: linear → activation → … → linear (CONCEPTS.md §3)."""
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dlbasics.activations import hidden_activation
@@ -8,19 +9,46 @@ from dlbasics.data import DataSpec
 from dlbasics.models.base import MODELS, Model
 
 
+class BatchNorm(nn.BatchNorm1d):
+    """Batch normalisation that also takes a batch of one sample, as the last batch of an
+    epoch can be (105 samples in batches of 8 leave one): a single sample has no batch
+    statistics, so it is normalised by the running ones, which it leaves as they are."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training and len(x) == 1:
+            return F.batch_norm(
+                x, self.running_mean, self.running_var, self.weight, self.bias, eps=self.eps
+            )
+        return super().forward(x)
+
+
+# Normalisation after a hidden linear layer, before its activation (Ioffe & Szegedy, 2015).
+NORM_LAYERS = {"batch": BatchNorm, "layer": nn.LayerNorm}
+
+
 class MLP(Model):
     """Fully connected layers of sizes ``hidden`` with one activation, then a linear output
     layer. ``hidden=[]`` is a linear model (logistic or linear regression). Inputs of any
-    shape are flattened: an h×w image becomes a vector of h·w numbers."""
+    shape are flattened: an h×w image becomes a vector of h·w numbers. ``norm`` ("batch" or
+    "layer") normalises each hidden layer's pre-activations."""
 
     def __init__(
-        self, n_features: int, hidden: list[int], n_outputs: int, act: ActConfig, dropout: float
+        self,
+        n_features: int,
+        hidden: list[int],
+        n_outputs: int,
+        act: ActConfig,
+        dropout: float,
+        norm: str = "none",
     ):
         super().__init__()
         layers: list[nn.Module] = []
         width = n_features
         for size in hidden:
-            layers += [nn.Linear(width, size), hidden_activation(act)]
+            layers.append(nn.Linear(width, size))
+            if norm != "none":
+                layers.append(NORM_LAYERS[norm](size))
+            layers.append(hidden_activation(act))
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
             width = size
