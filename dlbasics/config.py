@@ -58,6 +58,30 @@ class MLPConfig(ModelConfig):
             _check(size >= 1, "model.hidden", list(self.hidden), "every layer size must be >= 1")
 
 
+VISIBLE_UNITS = ("bernoulli", "gaussian")
+
+
+@dataclass
+class RBMConfig(ModelConfig):
+    """A restricted Boltzmann machine trained by contrastive divergence (models/rbm.py)."""
+
+    name: str = "rbm"
+    n_hidden: int = 100
+    k: int = 1  # Gibbs steps per update (CD-k)
+    pcd: bool = False  # persistent CD: the negative chains carry on across batches
+    # bernoulli: inputs in [0, 1] (data.unit_range=true); gaussian: real-valued inputs of unit
+    # variance (data.standardize=true)
+    visible: str = "bernoulli"
+    init_std: float = 0.01  # initial weights ~ Normal(0, init_std) (Hinton's practical guide)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.n_hidden >= 1, "model.n_hidden", self.n_hidden, "must be >= 1")
+        _check(self.k >= 1, "model.k", self.k, "at least one Gibbs step")
+        _check_choice("model.visible", self.visible, VISIBLE_UNITS)
+        _check(self.init_std > 0, "model.init_std", self.init_std, "must be > 0")
+
+
 # --- data (one schema per kind of source) ----------------------------------------------------
 
 
@@ -73,6 +97,9 @@ class SplitDataConfig(DataConfig):
     val_size: float = 0.2
     test_size: float = 0.2
     standardize: bool = True  # zero mean, unit variance, fitted on the training split only
+    # Scale every feature to [0, 1] by the training split's min and max instead (the inputs of
+    # model=rbm are probabilities); held-out values are clipped into [0, 1].
+    unit_range: bool = False
 
     def __post_init__(self) -> None:
         for key in ("val_size", "test_size"):
@@ -235,14 +262,19 @@ class RegConfig:
 
 TRAINER_MODES = ("batch", "sgd", "minibatch")
 ON_NAN = ("stop", "skip")
-MONITORS = ("val_loss", "val_acc", "train_loss", "train_acc")
+# Loss and accuracy, then what models report besides (Model.epoch_metric_names): an RBM's
+# pseudo-log-likelihood and free energy, and the free-energy gap between val and train.
+MONITORS = (
+    *("val_loss", "val_acc", "train_loss", "train_acc"),
+    *("val_pll", "train_pll", "val_free_energy", "train_free_energy", "gap_free_energy"),
+)
 
 
 @dataclass
 class EarlyStoppingConfig:
     enabled: bool = True
     monitor: str = "val_loss"  # also what picks the best checkpoint
-    mode: str = "auto"  # min | max | auto (min for losses, max for accuracies)
+    mode: str = "auto"  # min | max | auto (max for accuracies and likelihoods, else min)
     patience: int = 10  # epochs without improvement before stopping
     min_delta: float = 0.0  # smallest change that counts as an improvement
     restore_best: bool = True  # end with the best epoch's weights
@@ -257,7 +289,7 @@ class EarlyStoppingConfig:
     def resolved_mode(self) -> str:
         if self.mode != "auto":
             return self.mode
-        return "max" if self.monitor.endswith("_acc") else "min"
+        return "max" if self.monitor.endswith(("_acc", "_pll")) else "min"
 
 
 @dataclass
@@ -344,7 +376,11 @@ class Config:
 # Schemas for the groups whose choices differ in shape; YAML files name them in their
 # defaults list (e.g. `- /schema/model/mlp@_here_`). Kept out of the `model` group itself
 # so `model=<wrong>` lists only real choices.
-MODEL_SCHEMAS = {"perceptron": PerceptronConfig, "mlp": MLPConfig}
+MODEL_SCHEMAS = {
+    "perceptron": PerceptronConfig,
+    "mlp": MLPConfig,
+    "rbm": RBMConfig,
+}
 DATA_SCHEMAS = {
     "gate": GateDataConfig,
     "generated": GeneratedDataConfig,

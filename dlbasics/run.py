@@ -18,7 +18,12 @@ from dlbasics.interrupt import StopOnSignal
 from dlbasics.loggers import build_logger
 from dlbasics.losses import build_objective
 from dlbasics.models import build_model
-from dlbasics.preflight import check_batch_size, check_monitor, check_output
+from dlbasics.preflight import (
+    check_batch_size,
+    check_monitor,
+    check_output,
+    check_reported_monitor,
+)
 from dlbasics.resume import load_resume_checkpoint
 from dlbasics.trainer import Trainer
 
@@ -42,6 +47,8 @@ def train(cfg: Config, run_dir: Path, progress: bool = True) -> dict[str, Any]:
     check_monitor(cfg.trainer, data.spec.task, data.spec.name)
     torch.manual_seed(cfg.trainer.seed)  # after the data, so initialisation is its own seed
     model = build_model(cfg, data.spec)
+    data = model.prepare(data)  # what it fits: the data set, or (an RBM) its inputs
+    check_reported_monitor(cfg.trainer, data.spec.task, cfg.model.name, model.epoch_metric_names)
     n_params = sum(p.numel() for p in model.parameters())
     check_output(run_dir, sum(p.numel() * p.element_size() for p in model.parameters()))
     threads = set_threads(cfg.trainer.threads, n_params, device)
@@ -86,6 +93,7 @@ def train(cfg: Config, run_dir: Path, progress: bool = True) -> dict[str, Any]:
             "train_acc": fit.last.get("train_acc"),
             "val_loss": fit.last.get("val_loss"),
             "val_acc": fit.last.get("val_acc"),
+            **{name: fit.last.get(name) for name in model.epoch_metric_names},
             "best_epoch": fit.best_epoch,
             "best_val_loss": fit.best_val_loss,
             "monitor": cfg.trainer.early_stopping.monitor,

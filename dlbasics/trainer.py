@@ -3,7 +3,8 @@
 for each epoch:
     shuffle the training set (a permutation of indices on the device)
     for each batch of indices: gradients (model.training_step) → clip → optimizer step
-    validate → learning-rate schedule → early stopping → TensorBoard → checkpoint
+    validate (+ the model's own measures) → learning-rate schedule → early stopping
+    → TensorBoard → checkpoint
 
 Batch gradient descent, stochastic gradient descent and mini-batch gradient descent differ only
 in the batch size: the whole training set, one sample, or ``trainer.batch_size`` samples.
@@ -196,6 +197,7 @@ class Trainer:
             metrics["val_loss"] = val_loss
             if classify:
                 metrics["val_acc"] = val_acc
+            metrics.update(model.epoch_metrics(x_train, x_val))
             state.epoch, state.epochs_done, state.metrics = None, epoch, metrics
             if state.best_val_loss is None or val_loss < state.best_val_loss:
                 state.best_val_loss = val_loss
@@ -210,6 +212,8 @@ class Trainer:
                 state.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
             self.logger.log_scalars(self._tags(metrics, lr, model, objective), epoch)
+            if epoch % cfg.checkpoint_every == 0:
+                self._log_images(model, x_val, epoch)
             if progress:
                 progress.epoch(epoch, metrics, time.perf_counter() - epoch_started)
             if self.checkpoint_dir and epoch % cfg.checkpoint_every == 0:
@@ -224,6 +228,8 @@ class Trainer:
         fit_seconds = state.fit_seconds + time.perf_counter() - started
         if progress:
             progress.close()
+        if state.epochs_done % cfg.checkpoint_every:  # the last epoch's, unless already written
+            self._log_images(model, x_val, state.epochs_done)
 
         if self.checkpoint_dir:  # last.pt holds the state training ended in, for resuming
             self._save(
@@ -271,15 +277,23 @@ class Trainer:
     def _tags(
         self, metrics: dict[str, float | None], lr: float, model: Model, objective: Objective
     ) -> dict[str, float]:
-        """TensorBoard names: train_loss → loss/train, val_acc → acc/val, …"""
+        """TensorBoard names: train_loss → loss/train, gap_free_energy → free_energy/gap, …"""
         tags = {}
         for key, value in metrics.items():
-            split, kind = key.split("_")
+            split, _, kind = key.partition("_")
             tags[f"{self.tag_prefix}{kind}/{split}"] = value
         tags[f"{self.tag_prefix}lr"] = lr
         if objective.has_penalty:  # the L1/L2 term added to the training loss
             tags[f"{self.tag_prefix}reg/penalty"] = objective.penalty(model).item()
         return tags
+
+    def _log_images(self, model: Model, x_val: Tensor, epoch: int) -> None:
+        if isinstance(self.logger, NullLogger):  # drawing them (Gibbs chains) takes time
+            return
+        images = model.epoch_images(x_val)
+        if images:
+            tagged = {f"{self.tag_prefix}{tag}": image for tag, image in images.items()}
+            self.logger.log_images(tagged, epoch)
 
     def _divergence_message(
         self, run: EpochPass, epoch: int, state: TrainingState, best_epoch: int

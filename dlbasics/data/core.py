@@ -40,7 +40,8 @@ class DataSplits:
     y_val: Tensor
     x_test: Tensor
     y_test: Tensor
-    # Standardisation fitted on the training split, to map learned values back to raw units.
+    # Standardisation fitted on the training split, to map learned values back to raw units
+    # (raw = x · std + mean; with data.unit_range, mean and std are the minimum and range).
     feature_mean: Tensor | None = None
     feature_std: Tensor | None = None
 
@@ -94,7 +95,10 @@ def split(
     y_train, y_val, y_test = (as_targets(y[i], spec.task) for i in (train, val, test))
 
     mean = std = None
-    if cfg.standardize:
+    if cfg.unit_range:
+        mean, std = _min_and_range(x_train)
+        x_train, x_val, x_test = (((v - mean) / std).clamp(0, 1) for v in (x_train, x_val, x_test))
+    elif cfg.standardize:
         mean, std = _moments(x_train)
         x_train, x_val, x_test = ((v - mean) / std for v in (x_train, x_val, x_test))
         if spec.task == "regression":  # targets on a unit scale too, so lr defaults carry over
@@ -110,6 +114,11 @@ def _count(size: float, n: int) -> int:
 def _moments(x: Tensor) -> tuple[Tensor, Tensor]:
     std = x.std(dim=0, unbiased=False)
     return x.mean(dim=0), torch.where(std > 0, std, torch.ones_like(std))  # constant pixels
+
+
+def _min_and_range(x: Tensor) -> tuple[Tensor, Tensor]:
+    low, high = x.min(dim=0).values, x.max(dim=0).values
+    return low, torch.where(high > low, high - low, torch.ones_like(low))  # constant pixels
 
 
 def _stratified_order(y: Tensor, generator: torch.Generator) -> Tensor:

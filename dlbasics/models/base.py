@@ -5,7 +5,7 @@ from collections.abc import Callable
 from torch import Tensor, nn
 
 from dlbasics.config import Config
-from dlbasics.data import DataSpec
+from dlbasics.data import DataSpec, DataSplits
 from dlbasics.losses import Objective
 from dlbasics.registry import Registry
 
@@ -17,6 +17,9 @@ class Model(nn.Module):
     # An output activation the model always uses (the perceptron's step), or None to follow
     # the task: identity for regression, sigmoid for binary, softmax for multi-class.
     output_act: str | None = None
+    # What epoch_metrics() reports besides loss and accuracy, named `<split>_<kind>`
+    # (TensorBoard: kind/split); trainer.early_stopping.monitor may name any of them.
+    epoch_metric_names: tuple[str, ...] = ()
 
     def training_step(self, x: Tensor, y: Tensor, objective: Objective) -> tuple[Tensor, Tensor]:
         """Fill every parameter's ``.grad`` for one batch and return (data loss, scores),
@@ -27,6 +30,21 @@ class Model(nn.Module):
         total = loss + objective.penalty(self) if objective.has_penalty else loss
         total.backward()
         return loss.detach(), scores.detach()
+
+    def prepare(self, data: DataSplits) -> DataSplits:
+        """The splits to fit, called once before training: the data set itself, unless the
+        model learns something else from it (an RBM reconstructs its inputs). A model may
+        check the data's values and initialise itself from them here."""
+        return data
+
+    def epoch_metrics(self, x_train: Tensor, x_val: Tensor) -> dict[str, float]:
+        """The measures of ``epoch_metric_names``, taken at the end of each epoch."""
+        return {}
+
+    def epoch_images(self, x_val: Tensor) -> dict[str, Tensor]:
+        """Images for TensorBoard, tag → (channels, height, width) in [0, 1]; written with
+        each checkpoint and at the end of a fit."""
+        return {}
 
 
 MODELS: Registry[Callable[[Config, DataSpec], Model]] = Registry("model")
