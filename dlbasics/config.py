@@ -82,6 +82,39 @@ class RBMConfig(ModelConfig):
         _check(self.init_std > 0, "model.init_std", self.init_std, "must be > 0")
 
 
+@dataclass
+class DBNConfig(ModelConfig):
+    """A deep belief network: RBMs pre-trained greedily, then fine-tuned as a classifier."""
+
+    name: str = "dbn"
+    layers: list[int] = field(default_factory=lambda: [256, 128])
+    pretrain: bool = True  # false: the same network from random initialisation
+    pretrain_epochs: int = 30  # CD epochs for each layer's RBM
+    k: int = 1
+    pcd: bool = False
+    # Pre-training takes SGD with momentum on the CD estimate; `optim` is for fine-tuning.
+    pretrain_lr: float = 0.1
+    pretrain_momentum: float = 0.9
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(
+            len(self.layers) >= 1 and all(size >= 1 for size in self.layers),
+            "model.layers",
+            list(self.layers),
+            "one or more layer sizes >= 1",
+        )
+        _check(self.pretrain_epochs >= 1, "model.pretrain_epochs", self.pretrain_epochs, ">= 1")
+        _check(self.k >= 1, "model.k", self.k, "at least one Gibbs step")
+        _check(self.pretrain_lr > 0, "model.pretrain_lr", self.pretrain_lr, "must be > 0")
+        _check(
+            0 <= self.pretrain_momentum < 1,
+            "model.pretrain_momentum",
+            self.pretrain_momentum,
+            "must be in [0, 1)",
+        )
+
+
 # --- data (one schema per kind of source) ----------------------------------------------------
 
 
@@ -98,8 +131,11 @@ class SplitDataConfig(DataConfig):
     test_size: float = 0.2
     standardize: bool = True  # zero mean, unit variance, fitted on the training split only
     # Scale every feature to [0, 1] by the training split's min and max instead (the inputs of
-    # model=rbm are probabilities); held-out values are clipped into [0, 1].
+    # model=rbm and model=dbn are probabilities); held-out values are clipped into [0, 1].
     unit_range: bool = False
+    # Keep the labels of only this many training samples per class (classification); the
+    # other training inputs stay, unlabelled, for unsupervised pre-training. null = all.
+    labels_per_class: int | None = None
 
     def __post_init__(self) -> None:
         for key in ("val_size", "test_size"):
@@ -112,6 +148,12 @@ class SplitDataConfig(DataConfig):
                 self.val_size + self.test_size,
                 "the two fractions must leave data to train on (sum < 1)",
             )
+        _check(
+            self.labels_per_class is None or self.labels_per_class >= 1,
+            "data.labels_per_class",
+            self.labels_per_class,
+            "an integer >= 1, or null to keep every label",
+        )
 
 
 @dataclass
@@ -380,6 +422,7 @@ MODEL_SCHEMAS = {
     "perceptron": PerceptronConfig,
     "mlp": MLPConfig,
     "rbm": RBMConfig,
+    "dbn": DBNConfig,
 }
 DATA_SCHEMAS = {
     "gate": GateDataConfig,

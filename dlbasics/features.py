@@ -39,12 +39,14 @@ def hidden_features(run: str | Path, checkpoint: str = "best") -> DataSplits:
     if not hasattr(model, "transform"):
         raise DataError(
             f"{path} holds a model={cfg.model.name}, which has no hidden units to read as "
-            "features; train model=rbm."
+            "features; train model=rbm or model=dbn."
         )
     model.load_state_dict(payload["model"])
     model.eval()
     features = {
-        name: model.transform(getattr(data, name)) for name in ("x_train", "x_val", "x_test")
+        name: model.transform(x)
+        for name in ("x_train", "x_val", "x_test", "x_unlabelled")
+        if (x := getattr(data, name)) is not None
     }
     n_hidden = features["x_train"].shape[1]
     spec = replace(data.spec, input_shape=(n_hidden,))

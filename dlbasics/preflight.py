@@ -54,6 +54,15 @@ def check_reported_monitor(
         )
 
 
+def check_resumable(cfg: TrainerConfig, model_name: str, resumable: bool) -> None:
+    if cfg.resume is not None and not resumable:
+        raise ConfigError(
+            f"trainer.resume={cfg.resume}: model={model_name} trains in several fits "
+            "(pre-training, then fine-tuning), which cannot be resumed; run it again without "
+            "trainer.resume."
+        )
+
+
 def check_output(run_dir: Path, param_bytes: int) -> None:
     """The run directory takes files, and its disk has room for the checkpoints and logs."""
     atomic_write(run_dir / ".write-test", b"dlbasics")  # raises OutputError when it cannot

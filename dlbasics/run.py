@@ -23,6 +23,7 @@ from dlbasics.preflight import (
     check_monitor,
     check_output,
     check_reported_monitor,
+    check_resumable,
 )
 from dlbasics.resume import load_resume_checkpoint
 from dlbasics.trainer import Trainer
@@ -62,6 +63,7 @@ def train(cfg: Config, run_dir: Path, progress: bool = True) -> dict[str, Any]:
             f"optim={cfg.optim.name} rescales those updates."
         )
 
+    check_resumable(cfg.trainer, cfg.model.name, model.resumable)
     config_yaml = OmegaConf.to_yaml(OmegaConf.structured(cfg))
     resume = load_resume_checkpoint(cfg, config_yaml)
     logger = build_logger(cfg.logger.name, run_dir / "tb")
@@ -84,7 +86,12 @@ def train(cfg: Config, run_dir: Path, progress: bool = True) -> dict[str, Any]:
                 config_yaml=config_yaml,
                 interrupt=interrupt,
             )
-            fit = trainer.fit(model, data, objective, resume=resume)
+            # Fits before the supervised one (a DBN's pre-training), each through the Trainer.
+            pretraining = model.pretrain(data, trainer)
+            if pretraining and pretraining[-1].stop_reason in ("interrupted", "diverged"):
+                fit = pretraining[-1]  # the run ends with that fit
+            else:
+                fit = trainer.fit(model, data, objective, resume=resume)
         test_loss, test_acc = trainer.evaluate(model, data.x_test, data.y_test, objective)
         metrics = {
             "test_loss": test_loss,
@@ -114,6 +121,17 @@ def train(cfg: Config, run_dir: Path, progress: bool = True) -> dict[str, Any]:
             "torch": torch.__version__,
             "host": platform.node(),
         }
+        if pretraining:  # each layer's fit: its last epoch's measures (reconstruction, PLL, …)
+            metrics["pretraining"] = [
+                {
+                    "epochs_run": p.epochs_run,
+                    "steps": p.steps,
+                    "stop_reason": p.stop_reason,
+                    "fit_seconds": round(p.fit_seconds, 4),
+                    **p.last,
+                }
+                for p in pretraining
+            ]
         write_json(metrics, run_dir / "metrics.json")
         final = {
             f"final/{key}": metrics[key]
@@ -126,7 +144,7 @@ def train(cfg: Config, run_dir: Path, progress: bool = True) -> dict[str, Any]:
 
     if fit.message:
         log.warning(fit.message)
-    if fit.stop_reason == "interrupted":
+    if fit.stop_reason == "interrupted" and model.resumable:
         log.info(
             f"interrupted by {metrics['stop_signal']}: checkpoints/last.pt holds the state; "
             f"continue with the same overrides and trainer.resume={run_dir}"

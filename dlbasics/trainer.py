@@ -111,6 +111,7 @@ class Trainer:
         tag_prefix: str = "",
         config_yaml: str = "",
         interrupt: StopOnSignal | None = None,
+        lr_key: str = "optim.lr",
     ):
         self.cfg = cfg
         self.optim = optim
@@ -121,6 +122,25 @@ class Trainer:
         self.tag_prefix = tag_prefix
         self.config_yaml = config_yaml  # stored in checkpoints, so each says how it was made
         self.interrupt = interrupt or StopOnSignal()  # one not entered is never requested
+        self.lr_key = lr_key  # the key that sets this fit's learning rate, for messages
+
+    def for_phase(
+        self, tag_prefix: str, cfg: TrainerConfig, optim: OptimConfig, lr_key: str
+    ) -> "Trainer":
+        """A trainer for one phase of a fit in several (a DBN's pre-training of one layer):
+        this one's device, logger, progress and signal handling, its own settings, its tags
+        under ``tag_prefix``, and no checkpoints."""
+        return Trainer(
+            cfg,
+            optim,
+            self.device,
+            logger=self.logger,
+            progress=self.progress,
+            tag_prefix=tag_prefix,
+            config_yaml=self.config_yaml,
+            interrupt=self.interrupt,
+            lr_key=lr_key,
+        )
 
     def fit(
         self,
@@ -307,7 +327,7 @@ class Trainer:
         kept = f"best.pt (epoch {best_epoch})" if best_epoch else "no best.pt (no finite epoch)"
         return (
             f"training diverged: {where}. Kept: {kept} and the metrics of epoch "
-            f"{state.epochs_done}. Lower optim.lr (now {self.optim.lr:g}), clip gradients "
+            f"{state.epochs_done}. Lower {self.lr_key} (now {self.optim.lr:g}), clip gradients "
             "(e.g. trainer.grad_clip=1.0), or skip such steps with trainer.on_nan=skip."
         )
 

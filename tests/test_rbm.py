@@ -199,6 +199,8 @@ def test_early_stopping_can_watch_the_pseudo_likelihood(tmp_path):
         (["model=rbm", "data.unit_range=true", "loss=cross_entropy"], ["loss=cross_entropy"]),
         (["model=rbm", "data.unit_range=true", "reg=dropout"], ["reg.dropout", "reg=l2"]),
         (["model=rbm", "data.unit_range=true", "model.output_act=softmax"], ["output_act"]),
+        (["data=diabetes", "data.labels_per_class=5"], ["labels_per_class", "regression"]),
+        (["data=iris", "data.labels_per_class=40"], ["labels_per_class=40", "at most 30"]),
     ],
 )
 def test_settings_an_rbm_cannot_use_are_refused_before_training(tmp_path, overrides, words):

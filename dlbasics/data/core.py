@@ -1,7 +1,7 @@
 """What a data set is: its task and shapes (DataSpec) and its three splits (DataSplits)."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -44,13 +44,25 @@ class DataSplits:
     # (raw = x · std + mean; with data.unit_range, mean and std are the minimum and range).
     feature_mean: Tensor | None = None
     feature_std: Tensor | None = None
+    # Training inputs whose labels were dropped (data.labels_per_class): unsupervised
+    # pre-training uses them besides x_train; supervised training does not.
+    x_unlabelled: Tensor | None = None
+
+    def every_training_input(self) -> Tensor:
+        """The training inputs, labelled or not: what learning without labels may use."""
+        if self.x_unlabelled is None:
+            return self.x_train
+        return torch.cat([self.x_train, self.x_unlabelled])
 
 
 DATASETS: Registry[Callable[[DataConfig], DataSplits]] = Registry("data")
 
 
 def build_data(cfg: DataConfig) -> DataSplits:
-    return DATASETS.get(cfg.name)(cfg)
+    data = DATASETS.get(cfg.name)(cfg)
+    if getattr(cfg, "labels_per_class", None) is not None:
+        data = keep_labels_per_class(data, cfg.labels_per_class, cfg.seed)
+    return data
 
 
 def classification_spec(name: str, x: Tensor, y: Tensor) -> DataSpec:
@@ -130,3 +142,32 @@ def _stratified_order(y: Tensor, generator: torch.Generator) -> Tensor:
         members = perm[y[perm] == label]
         position[members] = (torch.arange(len(members)) + 0.5) / len(members)
     return perm[torch.argsort(position[perm], stable=True)]
+
+
+def keep_labels_per_class(data: DataSplits, per_class: int, seed: int) -> DataSplits:
+    """Keep the labels of ``per_class`` training samples of each class, drawn at random; the
+    other training inputs move to ``x_unlabelled``. Validation and test sets keep theirs."""
+    where = f"data.labels_per_class={per_class}"
+    if data.spec.task == "regression":
+        raise ConfigError(
+            f"{where} needs class labels, but data={data.spec.name} is a regression task."
+        )
+    labels = data.y_train.reshape(-1).long()  # binary targets are 0./1. floats of shape (n, 1)
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    kept = []
+    for label in range(data.spec.n_classes):
+        members = order[labels[order] == label]
+        if len(members) < per_class:
+            raise ConfigError(
+                f"{where}: class {label} of data={data.spec.name} has only {len(members)} "
+                f"training samples; choose at most {len(members)}."
+            )
+        kept.append(members[:per_class])
+    keep = torch.zeros(len(labels), dtype=torch.bool)
+    keep[torch.cat(kept)] = True
+    return replace(
+        data,
+        x_train=data.x_train[keep],
+        y_train=data.y_train[keep],
+        x_unlabelled=data.x_train[~keep],
+    )

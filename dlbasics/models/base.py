@@ -1,6 +1,7 @@
 """The interface every model trains through, and the model registry."""
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
@@ -8,6 +9,9 @@ from dlbasics.config import Config
 from dlbasics.data import DataSpec, DataSplits
 from dlbasics.losses import Objective
 from dlbasics.registry import Registry
+
+if TYPE_CHECKING:  # the trainer imports this module
+    from dlbasics.trainer import FitResult, Trainer
 
 
 class Model(nn.Module):
@@ -20,6 +24,8 @@ class Model(nn.Module):
     # What epoch_metrics() reports besides loss and accuracy, named `<split>_<kind>`
     # (TensorBoard: kind/split); trainer.early_stopping.monitor may name any of them.
     epoch_metric_names: tuple[str, ...] = ()
+    # Whether trainer.resume can continue it (a fit in several phases cannot).
+    resumable: bool = True
 
     def training_step(self, x: Tensor, y: Tensor, objective: Objective) -> tuple[Tensor, Tensor]:
         """Fill every parameter's ``.grad`` for one batch and return (data loss, scores),
@@ -36,6 +42,12 @@ class Model(nn.Module):
         model learns something else from it (an RBM reconstructs its inputs). A model may
         check the data's values and initialise itself from them here."""
         return data
+
+    def pretrain(self, data: DataSplits, trainer: "Trainer") -> list["FitResult"]:
+        """Fits before the supervised one, each through ``trainer.for_phase`` (a DBN's
+        pre-training, layer by layer); the last one returned may have been interrupted or
+        diverged, which ends the run."""
+        return []
 
     def epoch_metrics(self, x_train: Tensor, x_val: Tensor) -> dict[str, float]:
         """The measures of ``epoch_metric_names``, taken at the end of each epoch."""

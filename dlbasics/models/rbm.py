@@ -154,8 +154,9 @@ class RBM(Model):
 
     def prepare(self, data: DataSplits) -> DataSplits:
         """Check that the inputs suit the visible units, set the visible biases from the
-        training inputs (Hinton's practical guide, §8), and return the reconstruction task."""
-        x_train = data.x_train.flatten(1)
+        training inputs (Hinton's practical guide, §8), and return the reconstruction task
+        over every training input, labelled or not."""
+        x_train = data.every_training_input().flatten(1)
         if self.bernoulli:
             check_unit_range(
                 x_train, data.spec.name, "rbm", " (or model.visible=gaussian for real values)"
