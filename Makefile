@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 TORCH_SPEC := torch>=2.4,<2.14
 LOGDIR ?= .
 
-.PHONY: install train test test-slow lint tb clean
+.PHONY: install train test test-slow lint bench tb clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ test-slow: install  ## only the slow tests (full accuracy targets, long runs)
 
 lint: install
 	$(VENV)/bin/ruff check .
+
+bench: install  ## time dlbasics against reference implementations: make bench ARGS="--rounds 11"
+	$(PY) scripts/bench.py $(ARGS)
 
 tb: install  ## TensorBoard over every run below LOGDIR (default: the whole checkout)
 	$(VENV)/bin/tensorboard --logdir $(LOGDIR)

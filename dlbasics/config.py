@@ -131,6 +131,63 @@ class RNNConfig(ModelConfig):
         _check(self.num_layers >= 1, "model.num_layers", self.num_layers, "must be >= 1")
 
 
+VISIBLE_UNITS = ("bernoulli", "gaussian")
+
+
+@dataclass
+class RBMConfig(ModelConfig):
+    """A restricted Boltzmann machine trained by contrastive divergence (models/rbm.py)."""
+
+    name: str = "rbm"
+    n_hidden: int = 100
+    k: int = 1  # Gibbs steps per update (CD-k)
+    pcd: bool = False  # persistent CD: the negative chains carry on across batches
+    # bernoulli: inputs in [0, 1] (data.unit_range=true); gaussian: real-valued inputs of unit
+    # variance (data.standardize=true)
+    visible: str = "bernoulli"
+    init_std: float = 0.01  # initial weights ~ Normal(0, init_std) (Hinton's practical guide)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.n_hidden >= 1, "model.n_hidden", self.n_hidden, "must be >= 1")
+        _check(self.k >= 1, "model.k", self.k, "at least one Gibbs step")
+        _check_choice("model.visible", self.visible, VISIBLE_UNITS)
+        _check(self.init_std > 0, "model.init_std", self.init_std, "must be > 0")
+
+
+@dataclass
+class DBNConfig(ModelConfig):
+    """A deep belief network: RBMs pre-trained greedily, then fine-tuned as a classifier."""
+
+    name: str = "dbn"
+    layers: list[int] = field(default_factory=lambda: [256, 128])
+    pretrain: bool = True  # false: the same network from random initialisation
+    pretrain_epochs: int = 30  # CD epochs for each layer's RBM
+    k: int = 1
+    pcd: bool = False
+    # Pre-training takes SGD with momentum on the CD estimate; `optim` is for fine-tuning.
+    pretrain_lr: float = 0.1
+    pretrain_momentum: float = 0.9
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(
+            len(self.layers) >= 1 and all(size >= 1 for size in self.layers),
+            "model.layers",
+            list(self.layers),
+            "one or more layer sizes >= 1",
+        )
+        _check(self.pretrain_epochs >= 1, "model.pretrain_epochs", self.pretrain_epochs, ">= 1")
+        _check(self.k >= 1, "model.k", self.k, "at least one Gibbs step")
+        _check(self.pretrain_lr > 0, "model.pretrain_lr", self.pretrain_lr, "must be > 0")
+        _check(
+            0 <= self.pretrain_momentum < 1,
+            "model.pretrain_momentum",
+            self.pretrain_momentum,
+            "must be in [0, 1)",
+        )
+
+
 # --- data (one schema per kind of source) ----------------------------------------------------
 
 
@@ -146,6 +203,12 @@ class SplitDataConfig(DataConfig):
     val_size: float = 0.2
     test_size: float = 0.2
     standardize: bool = True  # zero mean, unit variance, fitted on the training split only
+    # Scale every feature to [0, 1] by the training split's min and max instead (the inputs of
+    # model=rbm and model=dbn are probabilities); held-out values are clipped into [0, 1].
+    unit_range: bool = False
+    # Keep the labels of only this many training samples per class (classification); the
+    # other training inputs stay, unlabelled, for unsupervised pre-training. null = all.
+    labels_per_class: int | None = None
 
     def __post_init__(self) -> None:
         for key in ("val_size", "test_size"):
@@ -158,6 +221,12 @@ class SplitDataConfig(DataConfig):
                 self.val_size + self.test_size,
                 "the two fractions must leave data to train on (sum < 1)",
             )
+        _check(
+            self.labels_per_class is None or self.labels_per_class >= 1,
+            "data.labels_per_class",
+            self.labels_per_class,
+            "an integer >= 1, or null to keep every label",
+        )
 
 
 @dataclass
@@ -233,6 +302,8 @@ class IdxDataConfig(DataConfig):
     root: str | None = None  # directory holding the four *-ubyte files (gzipped or not)
     val_size: float = 0.1  # fraction (or count) of the training file held out, stratified
     standardize: bool = True
+    unit_range: bool = False  # as in SplitDataConfig
+    labels_per_class: int | None = None  # as in SplitDataConfig
     limit: int | None = None  # use only the first N training images; null = all
 
     def __post_init__(self) -> None:
@@ -247,6 +318,12 @@ class IdxDataConfig(DataConfig):
         _check(self.val_size > 0, "data.val_size", self.val_size, "a fraction in (0, 1) or a count")
         _check(
             self.limit is None or self.limit >= 2, "data.limit", self.limit, "null or at least 2"
+        )
+        _check(
+            self.labels_per_class is None or self.labels_per_class >= 1,
+            "data.labels_per_class",
+            self.labels_per_class,
+            "an integer >= 1, or null to keep every label",
         )
 
 
@@ -365,14 +442,19 @@ class RegConfig:
 
 TRAINER_MODES = ("batch", "sgd", "minibatch")
 ON_NAN = ("stop", "skip")
-MONITORS = ("val_loss", "val_acc", "train_loss", "train_acc")
+# Loss and accuracy, then what models report besides (Model.epoch_metric_names): an RBM's
+# pseudo-log-likelihood and free energy, and the free-energy gap between val and train.
+MONITORS = (
+    *("val_loss", "val_acc", "train_loss", "train_acc"),
+    *("val_pll", "train_pll", "val_free_energy", "train_free_energy", "gap_free_energy"),
+)
 
 
 @dataclass
 class EarlyStoppingConfig:
     enabled: bool = True
     monitor: str = "val_loss"  # also what picks the best checkpoint
-    mode: str = "auto"  # min | max | auto (min for losses, max for accuracies)
+    mode: str = "auto"  # min | max | auto (max for accuracies and likelihoods, else min)
     patience: int = 10  # epochs without improvement before stopping
     min_delta: float = 0.0  # smallest change that counts as an improvement
     restore_best: bool = True  # end with the best epoch's weights
@@ -387,7 +469,7 @@ class EarlyStoppingConfig:
     def resolved_mode(self) -> str:
         if self.mode != "auto":
             return self.mode
-        return "max" if self.monitor.endswith("_acc") else "min"
+        return "max" if self.monitor.endswith(("_acc", "_pll")) else "min"
 
 
 @dataclass
@@ -488,6 +570,8 @@ MODEL_SCHEMAS = {
     "dnn": DNNConfig,
     "cnn": CNNConfig,
     "rnn": RNNConfig,
+    "rbm": RBMConfig,
+    "dbn": DBNConfig,
 }
 DATA_SCHEMAS = {
     "gate": GateDataConfig,

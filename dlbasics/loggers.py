@@ -3,9 +3,13 @@
 from pathlib import Path
 from typing import Any, Protocol
 
+from torch import Tensor
+
 
 class Logger(Protocol):
     def log_scalars(self, scalars: dict[str, float], step: int) -> None: ...
+
+    def log_images(self, images: dict[str, Tensor], step: int) -> None: ...
 
     def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None: ...
 
@@ -14,6 +18,9 @@ class Logger(Protocol):
 
 class NullLogger:
     def log_scalars(self, scalars: dict[str, float], step: int) -> None:
+        pass
+
+    def log_images(self, images: dict[str, Tensor], step: int) -> None:
         pass
 
     def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
@@ -35,6 +42,11 @@ class TensorBoardLogger:
     def log_scalars(self, scalars: dict[str, float], step: int) -> None:
         for tag, value in scalars.items():
             self.writer.add_scalar(tag, value, step)
+
+    def log_images(self, images: dict[str, Tensor], step: int) -> None:
+        """Images as (channels, height, width) tensors with values in [0, 1]."""
+        for tag, image in images.items():
+            self.writer.add_image(tag, image.cpu(), step, dataformats="CHW")
 
     def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
         from torch.utils.tensorboard.summary import hparams as hparams_summaries

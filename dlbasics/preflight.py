@@ -37,6 +37,32 @@ def check_monitor(cfg: TrainerConfig, task: str, data_name: str) -> None:
         )
 
 
+def check_reported_monitor(
+    cfg: TrainerConfig, task: str, model_name: str, model_metrics: tuple[str, ...]
+) -> None:
+    """The monitor must be something the model reports: loss and accuracy (classification),
+    plus the model's own measures (an RBM's pseudo-log-likelihood and free energy)."""
+    reported = ["train_loss", "val_loss"]
+    if task != "regression":
+        reported += ["train_acc", "val_acc"]
+    reported += model_metrics
+    monitor = cfg.early_stopping.monitor
+    if monitor not in reported:
+        raise ConfigError(
+            f"trainer.early_stopping.monitor={monitor}: model={model_name} does not report it; "
+            f"it reports {', '.join(reported)}."
+        )
+
+
+def check_resumable(cfg: TrainerConfig, model_name: str, resumable: bool) -> None:
+    if cfg.resume is not None and not resumable:
+        raise ConfigError(
+            f"trainer.resume={cfg.resume}: model={model_name} trains in several fits "
+            "(pre-training, then fine-tuning), which cannot be resumed; run it again without "
+            "trainer.resume."
+        )
+
+
 def check_output(run_dir: Path, param_bytes: int) -> None:
     """The run directory takes files, and its disk has room for the checkpoints and logs."""
     atomic_write(run_dir / ".write-test", b"dlbasics")  # raises OutputError when it cannot

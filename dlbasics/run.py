@@ -19,7 +19,13 @@ from dlbasics.interrupt import StopOnSignal
 from dlbasics.loggers import build_logger
 from dlbasics.losses import build_objective
 from dlbasics.models import build_model
-from dlbasics.preflight import check_batch_size, check_monitor, check_output
+from dlbasics.preflight import (
+    check_batch_size,
+    check_monitor,
+    check_output,
+    check_reported_monitor,
+    check_resumable,
+)
 from dlbasics.resume import load_resume_checkpoint
 from dlbasics.trainer import Trainer
 
@@ -54,6 +60,8 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
     check_batch_fits_ranks(cfg.trainer, len(data.x_train), parallel.world_size)
     torch.manual_seed(cfg.trainer.seed)  # after the data, so initialisation is its own seed
     model = build_model(cfg, data.spec)
+    data = model.prepare(data)  # what it fits: the data set, or (an RBM) its inputs
+    check_reported_monitor(cfg.trainer, data.spec.task, cfg.model.name, model.epoch_metric_names)
     n_params = sum(p.numel() for p in model.parameters())
     if main:
         check_output(run_dir, sum(p.numel() * p.element_size() for p in model.parameters()))
@@ -68,6 +76,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
             f"optim={cfg.optim.name} rescales those updates."
         )
 
+    check_resumable(cfg.trainer, cfg.model.name, model.resumable)
     config_yaml = OmegaConf.to_yaml(OmegaConf.structured(cfg))
     resume = load_resume_checkpoint(cfg, config_yaml)
     logger = build_logger(cfg.logger.name if main else "none", run_dir / "tb")
@@ -93,7 +102,12 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
                 interrupt=interrupt,
                 parallel=parallel,
             )
-            fit = trainer.fit(model, data, objective, resume=resume)
+            # Fits before the supervised one (a DBN's pre-training), each through the Trainer.
+            pretraining = model.pretrain(data, trainer)
+            if pretraining and pretraining[-1].stop_reason in ("interrupted", "diverged"):
+                fit = pretraining[-1]  # the run ends with that fit
+            else:
+                fit = trainer.fit(model, data, objective, resume=resume)
         test_loss, test_acc = trainer.evaluate(model, data.x_test, data.y_test, objective)
         metrics = {
             "test_loss": test_loss,
@@ -102,6 +116,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
             "train_acc": fit.last.get("train_acc"),
             "val_loss": fit.last.get("val_loss"),
             "val_acc": fit.last.get("val_acc"),
+            **{name: fit.last.get(name) for name in model.epoch_metric_names},
             "best_epoch": fit.best_epoch,
             "best_val_loss": fit.best_val_loss,
             "monitor": cfg.trainer.early_stopping.monitor,
@@ -123,6 +138,17 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
             "torch": torch.__version__,
             "host": platform.node(),
         }
+        if pretraining:  # each layer's fit: its last epoch's measures (reconstruction, PLL, …)
+            metrics["pretraining"] = [
+                {
+                    "epochs_run": p.epochs_run,
+                    "steps": p.steps,
+                    "stop_reason": p.stop_reason,
+                    "fit_seconds": round(p.fit_seconds, 4),
+                    **p.last,
+                }
+                for p in pretraining
+            ]
         if main:
             write_json(metrics, run_dir / "metrics.json")
         final = {
@@ -141,7 +167,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
         return metrics
     if fit.message:
         log.warning(fit.message)
-    if fit.stop_reason == "interrupted":
+    if fit.stop_reason == "interrupted" and model.resumable:
         log.info(
             f"interrupted by {metrics['stop_signal']}: checkpoints/last.pt holds the state; "
             f"continue with the same overrides and trainer.resume={run_dir}"

@@ -3,7 +3,8 @@
 for each epoch:
     shuffle the training set (a permutation of indices on the device)
     for each batch of indices: gradients (model.training_step) → clip → optimizer step
-    validate → learning-rate schedule → early stopping → TensorBoard → checkpoint
+    validate (+ the model's own measures) → learning-rate schedule → early stopping
+    → TensorBoard → checkpoint
 
 Batch gradient descent, stochastic gradient descent and mini-batch gradient descent differ only
 in the batch size: the whole training set, one sample, or ``trainer.batch_size`` samples.
@@ -116,6 +117,7 @@ class Trainer:
         config_yaml: str = "",
         interrupt: StopOnSignal | None = None,
         parallel: SingleProcess | None = None,
+        lr_key: str = "optim.lr",
     ):
         self.cfg = cfg
         self.optim = optim
@@ -127,6 +129,26 @@ class Trainer:
         self.config_yaml = config_yaml  # stored in checkpoints, so each says how it was made
         self.interrupt = interrupt or StopOnSignal()  # one not entered is never requested
         self.parallel = parallel or SingleProcess(device)
+        self.lr_key = lr_key  # the key that sets this fit's learning rate, for messages
+
+    def for_phase(
+        self, tag_prefix: str, cfg: TrainerConfig, optim: OptimConfig, lr_key: str
+    ) -> "Trainer":
+        """A trainer for one phase of a fit in several (a DBN's pre-training of one layer):
+        this one's device, logger, progress and signal handling, its own settings, its tags
+        under ``tag_prefix``, and no checkpoints."""
+        return Trainer(
+            cfg,
+            optim,
+            self.device,
+            logger=self.logger,
+            progress=self.progress,
+            tag_prefix=tag_prefix,
+            config_yaml=self.config_yaml,
+            interrupt=self.interrupt,
+            parallel=self.parallel,
+            lr_key=lr_key,
+        )
 
     def fit(
         self,
@@ -209,6 +231,7 @@ class Trainer:
             metrics["val_loss"] = val_loss
             if classify:
                 metrics["val_acc"] = val_acc
+            metrics.update(model.epoch_metrics(x_train, x_val))
             state.epoch, state.epochs_done, state.metrics = None, epoch, metrics
             if state.best_val_loss is None or val_loss < state.best_val_loss:
                 state.best_val_loss = val_loss
@@ -223,6 +246,8 @@ class Trainer:
                 state.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
             self.logger.log_scalars(self._tags(metrics, lr, model, objective), epoch)
+            if epoch % cfg.checkpoint_every == 0:
+                self._log_images(model, x_val, epoch)
             if progress:
                 progress.epoch(epoch, metrics, time.perf_counter() - epoch_started)
             if self.checkpoint_dir and epoch % cfg.checkpoint_every == 0:
@@ -240,6 +265,8 @@ class Trainer:
         fit_seconds = state.fit_seconds + time.perf_counter() - started
         if progress:
             progress.close()
+        if state.epochs_done % cfg.checkpoint_every:  # the last epoch's, unless already written
+            self._log_images(model, x_val, state.epochs_done)
 
         if self.checkpoint_dir:  # last.pt holds the state training ended in, for resuming
             self._save(
@@ -292,15 +319,23 @@ class Trainer:
     def _tags(
         self, metrics: dict[str, float | None], lr: float, model: Model, objective: Objective
     ) -> dict[str, float]:
-        """TensorBoard names: train_loss → loss/train, val_acc → acc/val, …"""
+        """TensorBoard names: train_loss → loss/train, gap_free_energy → free_energy/gap, …"""
         tags = {}
         for key, value in metrics.items():
-            split, kind = key.split("_")
+            split, _, kind = key.partition("_")
             tags[f"{self.tag_prefix}{kind}/{split}"] = value
         tags[f"{self.tag_prefix}lr"] = lr
         if objective.has_penalty:  # the L1/L2 term added to the training loss
             tags[f"{self.tag_prefix}reg/penalty"] = objective.penalty(model).item()
         return tags
+
+    def _log_images(self, model: Model, x_val: Tensor, epoch: int) -> None:
+        if isinstance(self.logger, NullLogger):  # drawing them (Gibbs chains) takes time
+            return
+        images = model.epoch_images(x_val)
+        if images:
+            tagged = {f"{self.tag_prefix}{tag}": image for tag, image in images.items()}
+            self.logger.log_images(tagged, epoch)
 
     def _divergence_message(
         self, run: EpochPass, epoch: int, state: TrainingState, best_epoch: int
@@ -314,7 +349,7 @@ class Trainer:
         kept = f"best.pt (epoch {best_epoch})" if best_epoch else "no best.pt (no finite epoch)"
         return (
             f"training diverged: {where}. Kept: {kept} and the metrics of epoch "
-            f"{state.epochs_done}. Lower optim.lr (now {self.optim.lr:g}), clip gradients "
+            f"{state.epochs_done}. Lower {self.lr_key} (now {self.optim.lr:g}), clip gradients "
             "(e.g. trainer.grad_clip=1.0), or skip such steps with trainer.on_nan=skip."
         )
 

@@ -1,7 +1,7 @@
 """What a data set is: its task and shapes (DataSpec) and its three splits (DataSplits)."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -44,16 +44,29 @@ class DataSplits:
     y_val: Tensor
     x_test: Tensor
     y_test: Tensor
-    # Standardisation fitted on the training split, to map learned values back to raw units.
+    # Standardisation fitted on the training split, to map learned values back to raw units
+    # (raw = x · std + mean; with data.unit_range, mean and std are the minimum and range).
     feature_mean: Tensor | None = None
     feature_std: Tensor | None = None
+    # Training inputs whose labels were dropped (data.labels_per_class): unsupervised
+    # pre-training uses them besides x_train; supervised training does not.
+    x_unlabelled: Tensor | None = None
+
+    def every_training_input(self) -> Tensor:
+        """The training inputs, labelled or not: what learning without labels may use."""
+        if self.x_unlabelled is None:
+            return self.x_train
+        return torch.cat([self.x_train, self.x_unlabelled])
 
 
 DATASETS: Registry[Callable[[DataConfig], DataSplits]] = Registry("data")
 
 
 def build_data(cfg: DataConfig) -> DataSplits:
-    return DATASETS.get(cfg.name)(cfg)
+    data = DATASETS.get(cfg.name)(cfg)
+    if getattr(cfg, "labels_per_class", None) is not None:
+        data = keep_labels_per_class(data, cfg.labels_per_class, cfg.seed)
+    return data
 
 
 def classification_spec(name: str, x: Tensor, y: Tensor) -> DataSpec:
@@ -97,7 +110,12 @@ def split(
     )
     test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
     return make_splits(
-        spec, (x[train], y[train]), (x[val], y[val]), (x[test], y[test]), cfg.standardize
+        spec,
+        (x[train], y[train]),
+        (x[val], y[val]),
+        (x[test], y[test]),
+        cfg.standardize,
+        cfg.unit_range,
     )
 
 
@@ -107,14 +125,19 @@ def make_splits(
     val: tuple[Tensor, Tensor],
     test: tuple[Tensor, Tensor],
     standardize: bool,
+    unit_range: bool = False,
 ) -> DataSplits:
     """Turn (inputs, labels) pairs into DataSplits: targets in the task's form and, with
     ``standardize``, every input feature (and a regression target) scaled by the training
-    split's mean and standard deviation."""
+    split's mean and standard deviation; with ``unit_range`` instead, every feature scaled to
+    [0, 1] by the training split's minimum and range."""
     x_train, x_val, x_test = train[0], val[0], test[0]
     y_train, y_val, y_test = (as_targets(pair[1], spec.task) for pair in (train, val, test))
     mean = std = None
-    if standardize:
+    if unit_range:
+        mean, std = _min_and_range(x_train)
+        x_train, x_val, x_test = (((v - mean) / std).clamp(0, 1) for v in (x_train, x_val, x_test))
+    elif standardize:
         mean, std = _moments(x_train)
         x_train, x_val, x_test = ((v - mean) / std for v in (x_train, x_val, x_test))
         if spec.task == "regression":  # targets on a unit scale too, so lr defaults carry over
@@ -137,6 +160,11 @@ def _moments(x: Tensor) -> tuple[Tensor, Tensor]:
     return mean, torch.where(std > 0, std, torch.ones_like(std))  # constant pixels
 
 
+def _min_and_range(x: Tensor) -> tuple[Tensor, Tensor]:
+    low, high = x.min(dim=0).values, x.max(dim=0).values
+    return low, torch.where(high > low, high - low, torch.ones_like(low))  # constant pixels
+
+
 def stratified_order(y: Tensor, generator: torch.Generator) -> Tensor:
     """A random order in which every class is spread evenly, so any prefix (the test set,
     then the validation set) holds each class in proportion, within one sample."""
@@ -146,3 +174,32 @@ def stratified_order(y: Tensor, generator: torch.Generator) -> Tensor:
         members = perm[y[perm] == label]
         position[members] = (torch.arange(len(members)) + 0.5) / len(members)
     return perm[torch.argsort(position[perm], stable=True)]
+
+
+def keep_labels_per_class(data: DataSplits, per_class: int, seed: int) -> DataSplits:
+    """Keep the labels of ``per_class`` training samples of each class, drawn at random; the
+    other training inputs move to ``x_unlabelled``. Validation and test sets keep theirs."""
+    where = f"data.labels_per_class={per_class}"
+    if data.spec.task == "regression":
+        raise ConfigError(
+            f"{where} needs class labels, but data={data.spec.name} is a regression task."
+        )
+    labels = data.y_train.reshape(-1).long()  # binary targets are 0./1. floats of shape (n, 1)
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    kept = []
+    for label in range(data.spec.n_classes):
+        members = order[labels[order] == label]
+        if len(members) < per_class:
+            raise ConfigError(
+                f"{where}: class {label} of data={data.spec.name} has only {len(members)} "
+                f"training samples; choose at most {len(members)}."
+            )
+        kept.append(members[:per_class])
+    keep = torch.zeros(len(labels), dtype=torch.bool)
+    keep[torch.cat(kept)] = True
+    return replace(
+        data,
+        x_train=data.x_train[keep],
+        y_train=data.y_train[keep],
+        x_unlabelled=data.x_train[~keep],
+    )

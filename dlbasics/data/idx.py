@@ -132,5 +132,10 @@ def _idx(cfg: IdxDataConfig) -> DataSplits:
     val, train = order[:n_val], order[n_val:]
     spec = classification_spec(cfg.name, x, torch.cat([y, y_test]))  # classes of both files
     return make_splits(
-        spec, (x[train], y[train]), (x[val], y[val]), (x_test, y_test), cfg.standardize
+        spec,
+        (x[train], y[train]),
+        (x[val], y[val]),
+        (x_test, y_test),
+        cfg.standardize,
+        cfg.unit_range,
     )

@@ -1,0 +1,287 @@
+"""The restricted Boltzmann machine (CONCEPTS.md §9), trained by contrastive divergence.
+
+Visible units v and hidden units h, connected only across the two layers, with the energy
+E(v, h) = −b·v − c·h − hᵀWv (Bernoulli visible units) or ½‖v − b‖² − c·h − hᵀWv (Gaussian
+visible units of unit variance). Given one layer, the units of the other are independent:
+P(h = 1 | v) = σ(Wv + c) and P(v = 1 | h) = σ(Wᵀh + b) (Gaussian: v ~ Normal(Wᵀh + b, 1)).
+
+The log-likelihood gradient is ⟨v hᵀ⟩_data − ⟨v hᵀ⟩_model. Contrastive divergence (CD-k)
+estimates the second term from a Gibbs chain of k steps started at the batch; persistent CD
+keeps its chains from one batch to the next instead, so they stray further from the data
+and the estimate comes closer to the model's own distribution. The estimate is written into
+``.grad`` and the optimizer of ``optim`` applies it (momentum, weight decay included).
+
+Learning needs no labels: the Trainer sees a reconstruction task whose targets are the inputs
+(``prepare``), so its loss is the reconstruction error (mean squared difference per visible
+unit between the data and its mean-field reconstruction). Each epoch adds the
+pseudo-log-likelihood and the free energies of training and validation data.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dlbasics.config import Config
+from dlbasics.data import DataSpec, DataSplits
+from dlbasics.errors import ConfigError
+from dlbasics.images import image_shape, tile
+from dlbasics.losses import Objective
+from dlbasics.models.base import MODELS, Model
+
+SAMPLE_CHAINS = 64  # Gibbs chains drawn for TensorBoard's samples image …
+SAMPLE_STEPS = 200  # … each run this many steps from a validation input
+MAX_FILTERS = 256  # filters shown, at most
+# Pseudo-log-likelihood and sample images use a generator of their own, seeded the same every
+# epoch: the same units are flipped each time, so the curve moves only with the model, and
+# measuring draws nothing from the RNG that training uses.
+MEASURE_SEED = 0
+# Visible biases start at log(p / (1 − p)) for the fraction p of training inputs that are on;
+# p is kept this far from 0 and 1 so that pixels that are always off get a finite bias.
+BIAS_P_MIN = 1e-3
+
+
+class RBM(Model):
+    """A restricted Boltzmann machine with ``n_visible`` visible and ``n_hidden`` hidden units.
+
+    ``k``: Gibbs steps per update; ``pcd``: persistent chains; ``visible``: "bernoulli"
+    (inputs in [0, 1]) or "gaussian" (standardised real values); ``init_std``: standard
+    deviation of the initial weights; ``shape``: (channels, height, width) when the inputs are
+    images, for TensorBoard's pictures of the filters and samples.
+    """
+
+    def __init__(
+        self,
+        n_visible: int,
+        n_hidden: int,
+        k: int = 1,
+        pcd: bool = False,
+        visible: str = "bernoulli",
+        init_std: float = 0.01,
+        shape: tuple[int, int, int] | None = None,
+    ):
+        super().__init__()
+        self.k, self.pcd, self.shape = k, pcd, shape
+        self.bernoulli = visible == "bernoulli"
+        self.weight = nn.Parameter(torch.randn(n_hidden, n_visible) * init_std)
+        self.hidden_bias = nn.Parameter(torch.zeros(n_hidden))
+        self.visible_bias = nn.Parameter(torch.zeros(n_visible))  # set from the data: prepare()
+        # PCD's chains: their visible states, carried from one batch to the next. A buffer, so
+        # checkpoints hold them and a resumed run goes on with them; filled at the first batch.
+        self.register_buffer("chains", torch.zeros(0, n_visible))
+        # The reconstruction is scored as the visible units' means: σ(scores) or the scores.
+        self.output_act = "sigmoid" if self.bernoulli else "identity"
+        likelihood = ("train_pll", "val_pll") if self.bernoulli else ()
+        self.epoch_metric_names = (
+            *likelihood,
+            *("train_free_energy", "val_free_energy", "gap_free_energy"),
+        )
+
+    # --- the two conditionals --------------------------------------------------------------
+
+    def hidden_probs(self, v: Tensor) -> Tensor:
+        """P(h = 1 | v) for each hidden unit: the features the RBM has learned."""
+        return torch.sigmoid(F.linear(v, self.weight, self.hidden_bias))
+
+    def visible_scores(self, h: Tensor) -> Tensor:
+        return F.linear(h, self.weight.t(), self.visible_bias)
+
+    def visible_mean(self, h: Tensor) -> Tensor:
+        scores = self.visible_scores(h)
+        return torch.sigmoid(scores) if self.bernoulli else scores
+
+    def sample_visible(self, mean: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        if self.bernoulli:
+            return bernoulli(mean, generator)
+        return mean + torch.randn(mean.shape, generator=generator, device=mean.device)
+
+    def gibbs(
+        self,
+        v: Tensor,
+        steps: int,
+        first_hidden: Tensor | None = None,
+        sample_last: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, Tensor | None]:
+        """``steps`` rounds of v → h → v, sampling every unit; returns the last visible means
+        and, with ``sample_last`` (a chain that goes on from there), samples. ``first_hidden``:
+        P(h = 1 | v), when the caller has it already."""
+        hidden = self.hidden_probs(v) if first_hidden is None else first_hidden
+        for step in range(steps):
+            if step:
+                hidden = self.hidden_probs(v)
+            mean = self.visible_mean(bernoulli(hidden, generator))
+            if step < steps - 1 or sample_last:
+                v = self.sample_visible(mean, generator)
+        return mean, v if sample_last else None
+
+    # --- what the Trainer calls --------------------------------------------------------------
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The mean-field reconstruction's scores (before the visible units' activation)."""
+        return self.visible_scores(self.hidden_probs(x.flatten(1)))
+
+    @torch.no_grad()
+    def transform(self, x: Tensor) -> Tensor:
+        """Inputs as hidden-unit probabilities P(h = 1 | x): the RBM as a feature extractor."""
+        return self.hidden_probs(x.flatten(1))
+
+    def training_step(self, x: Tensor, y: Tensor, objective: Objective) -> tuple[Tensor, Tensor]:
+        v_data = x.flatten(1)
+        with torch.no_grad():
+            h_data = self.hidden_probs(v_data)
+            if self.pcd:
+                if len(self.chains) == 0:  # the first batch: chains start at the data
+                    self.chains = v_data.clone()
+                v_model, self.chains = self.gibbs(self.chains, self.k, sample_last=True)
+            else:
+                v_model, _ = self.gibbs(v_data, self.k, first_hidden=h_data)
+            # Statistics from probabilities rather than samples: less noise, same expectation.
+            h_model = self.hidden_probs(v_model)
+            # −(⟨v hᵀ⟩_data − ⟨v hᵀ⟩_model) as a gradient, so that optimizers descend on it;
+            # as few tensor operations as can be: on small batches each costs more than its
+            # arithmetic.
+            n, m = len(v_data), len(v_model)
+            self.weight.grad = torch.addmm(
+                h_model.T @ v_model, h_data.T, v_data, beta=1 / m, alpha=-1 / n
+            )
+            self.hidden_bias.grad = h_model.sum(0).div_(m).sub_(h_data.sum(0).div_(n))
+            self.visible_bias.grad = v_model.sum(0).div_(m).sub_(v_data.sum(0).div_(n))
+            scores = self.visible_scores(h_data)
+            loss = objective(scores, y)
+        if objective.has_penalty:  # reg.l1/reg.l2: the penalty's gradient on the weights
+            objective.penalty(self).backward()
+        return loss, scores
+
+    def fitted_spec(self, spec: DataSpec) -> DataSpec:
+        return reconstruction_spec(spec.name, self.weight.shape[1])
+
+    def prepare(self, data: DataSplits) -> DataSplits:
+        """Check that the inputs suit the visible units, set the visible biases from the
+        training inputs (Hinton's practical guide, §8), and return the reconstruction task
+        over every training input, labelled or not."""
+        x_train = data.every_training_input().flatten(1)
+        if self.bernoulli:
+            check_unit_range(
+                x_train, data.spec.name, "rbm", " (or model.visible=gaussian for real values)"
+            )
+        with torch.no_grad():
+            mean = x_train.mean(dim=0).to(self.visible_bias.device)
+            if self.bernoulli:
+                mean = torch.logit(mean.clamp(BIAS_P_MIN, 1 - BIAS_P_MIN))
+            self.visible_bias.copy_(mean)
+        return inputs_as_targets(data.spec.name, x_train, data.x_val, data.x_test)
+
+    # --- measures and pictures -----------------------------------------------------------------
+
+    def free_energy(self, v: Tensor) -> Tensor:
+        """F(v) = −log Σ_h exp(−E(v, h)), per sample: low where the model puts its mass."""
+        if self.bernoulli:
+            visible = -v @ self.visible_bias
+        else:
+            visible = 0.5 * (v - self.visible_bias).square().sum(dim=1)
+        return visible - F.softplus(F.linear(v, self.weight, self.hidden_bias)).sum(dim=1)
+
+    def pseudo_log_likelihood(
+        self, v: Tensor, generator: torch.Generator | None = None, flip: Tensor | None = None
+    ) -> Tensor:
+        """scikit-learn's estimator (``BernoulliRBM.score_samples``), per sample: flip one
+        visible unit i, drawn at random (or given by ``flip``, one index per sample), and
+        take n_visible · log σ(F(v with unit i flipped) − F(v))."""
+        v = v.flatten(1)
+        rows = torch.arange(len(v), device=v.device)
+        if flip is None:
+            flip = torch.randint(v.shape[1], (len(v),), generator=generator, device=v.device)
+        flipped = v.clone()
+        flipped[rows, flip] = 1 - flipped[rows, flip]
+        return v.shape[1] * F.logsigmoid(self.free_energy(flipped) - self.free_energy(v))
+
+    @torch.no_grad()
+    def epoch_metrics(self, x_train: Tensor, x_val: Tensor) -> dict[str, float]:
+        # A training subset as large as the validation set (Hinton's guide, §6): the gap in
+        # mean free energy then compares like with like; it grows as the RBM overfits.
+        train, val = x_train[: len(x_val)].flatten(1), x_val.flatten(1)
+        measures = {
+            "train_free_energy": self.free_energy(train).mean(),
+            "val_free_energy": self.free_energy(val).mean(),
+        }
+        measures["gap_free_energy"] = measures["val_free_energy"] - measures["train_free_energy"]
+        if self.bernoulli:
+            for name, v in (("train_pll", train), ("val_pll", val)):
+                measures[name] = self.pseudo_log_likelihood(v, self._measure_rng(v)).mean()
+        values = torch.stack(list(measures.values())).tolist()  # one host sync
+        named = dict(zip(measures, values, strict=True))
+        return {name: named[name] for name in self.epoch_metric_names}
+
+    @torch.no_grad()
+    def epoch_images(self, x_val: Tensor) -> dict[str, Tensor]:
+        """Each hidden unit's weights as a small image (its filter), and where Gibbs chains
+        started at validation inputs have wandered after SAMPLE_STEPS steps."""
+        if self.shape is None:
+            return {}
+        start = x_val[:SAMPLE_CHAINS].flatten(1)
+        samples, _ = self.gibbs(start, SAMPLE_STEPS, generator=self._measure_rng(start))
+        return {
+            "rbm/filters": tile(self.weight[:MAX_FILTERS], self.shape, normalise_each=True),
+            "rbm/samples": tile(samples, self.shape, normalise_each=not self.bernoulli),
+        }
+
+    def _measure_rng(self, like: Tensor) -> torch.Generator:
+        return torch.Generator(device=like.device).manual_seed(MEASURE_SEED)
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
+        # PCD's chains exist from the first batch on: take the checkpoint's number of them.
+        saved = state_dict.get(prefix + "chains")
+        if saved is not None and saved.shape != self.chains.shape:
+            self.chains = torch.zeros(saved.shape, device=self.chains.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def bernoulli(p: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """0/1 samples with P(1) = p (torch.bernoulli, at half its cost on small tensors)."""
+    return torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype).lt_(p)
+
+
+def check_unit_range(x: Tensor, data_name: str, model: str, alternative: str = "") -> None:
+    """Bernoulli visible units are probabilities: refuse inputs outside [0, 1]."""
+    low, high = x.min().item(), x.max().item()
+    if low < 0 or high > 1:
+        raise ConfigError(
+            f"model={model} has Bernoulli visible units, whose inputs must lie in [0, 1], but "
+            f"data={data_name} has values from {low:.3g} to {high:.3g} (standardised?); add "
+            f"data.unit_range=true to scale every feature to [0, 1]{alternative}."
+        )
+
+
+def inputs_as_targets(name: str, x_train: Tensor, x_val: Tensor, x_test: Tensor) -> DataSplits:
+    """Splits whose targets are the inputs (flattened): learning without labels as a
+    regression task whose loss is the reconstruction error."""
+    x_train, x_val, x_test = (x.flatten(1) for x in (x_train, x_val, x_test))
+    spec = reconstruction_spec(name, x_train.shape[1])
+    return DataSplits(spec, x_train, x_train, x_val, x_val, x_test, x_test)
+
+
+def reconstruction_spec(name: str, n_visible: int) -> DataSpec:
+    """Reconstructing ``n_visible`` inputs: a regression task with as many outputs."""
+    return DataSpec(name, "regression", (n_visible,), n_visible)
+
+
+@MODELS.register("rbm")
+def build_rbm(cfg: Config, spec: DataSpec) -> RBM:
+    if cfg.loss.name not in ("auto", "mse"):
+        raise ConfigError(
+            f"loss={cfg.loss.name}: model=rbm learns by contrastive divergence, not from a loss; "
+            "the loss it reports is the reconstruction error (mse); use loss=auto."
+        )
+    if cfg.model.output_act != "auto":
+        raise ConfigError(
+            f"model.output_act={cfg.model.output_act}: the RBM's output is the reconstruction "
+            "of its input, by its visible units (model.visible); use model.output_act=auto."
+        )
+    if cfg.reg.dropout:
+        raise ConfigError(
+            "reg.dropout does not apply to contrastive divergence; with model=rbm use reg=l2 "
+            "(weight decay on the weights) or optim.weight_decay."
+        )
+    m = cfg.model
+    shape = image_shape(spec.input_shape)
+    return RBM(spec.n_features, m.n_hidden, m.k, m.pcd, m.visible, m.init_std, shape)
