@@ -106,7 +106,9 @@ def rbm_digits(batch_size: int) -> Callable[[], tuple[TrainEpochs, TrainEpochs]]
             "trainer.early_stopping.enabled=false",
             "logger=none",
         )
-        inputs = build_data(cfg.data).every_training_input().numpy()  # float32, as ours
+        inputs = (
+            build_data(cfg.data).every_training_input().flatten(1).numpy()
+        )  # float32 (1, 8, 8) images, flat
 
         def scikit_learn(epochs: int) -> None:
             BernoulliRBM(
