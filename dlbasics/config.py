@@ -26,6 +26,13 @@ def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
     _check(value in choices, key, value, "choose one of " + ", ".join(choices))
 
 
+def _check_sizes(key: str, sizes: list[int], at_least_one: bool = False) -> None:
+    """Layer sizes (or channel counts): each >= 1, and with ``at_least_one`` not empty."""
+    ok = all(size >= 1 for size in sizes) and (len(sizes) >= 1 or not at_least_one)
+    allowed = "one or more sizes, each >= 1" if at_least_one else "every size must be >= 1"
+    _check(ok, key, list(sizes), allowed)
+
+
 # --- model (one schema per choice; `model=NAME` picks configs/model/NAME.yaml) ---------------
 
 OUTPUT_ACTS = ("auto", "identity", "sigmoid", "softmax", "step")
@@ -54,8 +61,7 @@ class MLPConfig(ModelConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for size in self.hidden:
-            _check(size >= 1, "model.hidden", list(self.hidden), "every layer size must be >= 1")
+        _check_sizes("model.hidden", self.hidden)
 
 
 NORMS = ("none", "batch", "layer")
@@ -75,8 +81,7 @@ class DNNConfig(ModelConfig):
         super().__post_init__()
         _check(self.depth >= 1, "model.depth", self.depth, "at least 1 hidden layer")
         _check(self.width >= 1, "model.width", self.width, "must be >= 1")
-        for size in self.hidden:
-            _check(size >= 1, "model.hidden", list(self.hidden), "every layer size must be >= 1")
+        _check_sizes("model.hidden", self.hidden)
         _check_choice("model.norm", self.norm, NORMS)
         _check_choice("model.init", self.init, INITS)
 
@@ -100,17 +105,11 @@ class CNNConfig(ModelConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check(
-            len(self.channels) >= 1 and all(c >= 1 for c in self.channels),
-            "model.channels",
-            list(self.channels),
-            "one or more channel counts >= 1",
-        )
+        _check_sizes("model.channels", self.channels, at_least_one=True)
         _check(self.kernel_size >= 1, "model.kernel_size", self.kernel_size, "must be >= 1")
         _check_choice("model.pool", self.pool, POOLS)
         _check(self.pool_size >= 1, "model.pool_size", self.pool_size, "must be >= 1")
-        for size in self.dense:
-            _check(size >= 1, "model.dense", list(self.dense), "every layer size must be >= 1")
+        _check_sizes("model.dense", self.dense)
 
 
 CELLS = ("rnn", "lstm", "gru")
@@ -171,12 +170,7 @@ class DBNConfig(ModelConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check(
-            len(self.layers) >= 1 and all(size >= 1 for size in self.layers),
-            "model.layers",
-            list(self.layers),
-            "one or more layer sizes >= 1",
-        )
+        _check_sizes("model.layers", self.layers, at_least_one=True)
         _check(self.pretrain_epochs >= 1, "model.pretrain_epochs", self.pretrain_epochs, ">= 1")
         _check(self.k >= 1, "model.k", self.k, "at least one Gibbs step")
         _check(self.pretrain_lr > 0, "model.pretrain_lr", self.pretrain_lr, "must be > 0")
