@@ -3,9 +3,15 @@
 from pathlib import Path
 from typing import Any, Protocol
 
+from torch import Tensor
+
 
 class Logger(Protocol):
     def log_scalars(self, scalars: dict[str, float], step: int) -> None: ...
+
+    def log_histograms(self, values: dict[str, Tensor], step: int) -> None: ...
+
+    def log_figure(self, tag: str, figure: Any, step: int) -> None: ...
 
     def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None: ...
 
@@ -14,6 +20,12 @@ class Logger(Protocol):
 
 class NullLogger:
     def log_scalars(self, scalars: dict[str, float], step: int) -> None:
+        pass
+
+    def log_histograms(self, values: dict[str, Tensor], step: int) -> None:
+        pass
+
+    def log_figure(self, tag: str, figure: Any, step: int) -> None:
         pass
 
     def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
@@ -35,6 +47,14 @@ class TensorBoardLogger:
     def log_scalars(self, scalars: dict[str, float], step: int) -> None:
         for tag, value in scalars.items():
             self.writer.add_scalar(tag, value, step)
+
+    def log_histograms(self, values: dict[str, Tensor], step: int) -> None:
+        for tag, tensor in values.items():
+            self.writer.add_histogram(tag, tensor, step)
+
+    def log_figure(self, tag: str, figure: Any, step: int) -> None:
+        """A matplotlib figure as an image (the Images tab); the figure stays open."""
+        self.writer.add_figure(tag, figure, step, close=False)
 
     def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
         from torch.utils.tensorboard.summary import hparams as hparams_summaries

@@ -28,6 +28,7 @@ from torch import Tensor
 from dlbasics.checkpoint import save_checkpoint
 from dlbasics.config import EarlyStoppingConfig, OptimConfig, TrainerConfig
 from dlbasics.data import DataSplits
+from dlbasics.diagnostics import Diagnostics
 from dlbasics.distributed import SingleProcess
 from dlbasics.errors import DataError
 from dlbasics.interrupt import StopOnSignal
@@ -101,7 +102,8 @@ class Trainer:
     ``checkpoint_dir=None`` writes no checkpoints; ``tag_prefix`` namespaces TensorBoard tags
     (so several fits can share one run, e.g. pre-training then fine-tuning). ``interrupt``
     is looked at between steps: once a signal has set it, the fit stops and saves last.pt.
-    ``parallel`` is this process' place among the ranks of a torchrun job.
+    ``parallel`` is this process' place among the ranks of a torchrun job. ``diagnostics``
+    (diag.*) measures gradients, weights and activations per layer; None measures nothing.
     """
 
     def __init__(
@@ -116,6 +118,7 @@ class Trainer:
         config_yaml: str = "",
         interrupt: StopOnSignal | None = None,
         parallel: SingleProcess | None = None,
+        diagnostics: Diagnostics | None = None,
     ):
         self.cfg = cfg
         self.optim = optim
@@ -127,6 +130,7 @@ class Trainer:
         self.config_yaml = config_yaml  # stored in checkpoints, so each says how it was made
         self.interrupt = interrupt or StopOnSignal()  # one not entered is never requested
         self.parallel = parallel or SingleProcess(device)
+        self.diagnostics = diagnostics
 
     def fit(
         self,
@@ -159,6 +163,9 @@ class Trainer:
             state = self._restore(resume, model, optimizer, scheduler, stopper, shuffle)
         progress = Progress(cfg.epochs) if self.progress else None
         training_step = parallel.training_step(model)  # model.training_step, for one process
+        diagnostics = self.diagnostics
+        if diagnostics:
+            diagnostics.attach(model, self.logger, self.tag_prefix)
 
         stop_reason, stop_signal = "max_epochs", None
         message = None
@@ -187,6 +194,8 @@ class Trainer:
                 if skip_non_finite and not parallel.is_finite_everywhere(loss):  # a host sync
                     state.skipped_steps += 1
                     continue
+                if diagnostics:  # gradient norms as backpropagation made them, before clipping
+                    diagnostics.after_backward()
                 if cfg.grad_clip is not None:
                     self._clip_gradients(model)
                 optimizer.step()
@@ -223,6 +232,8 @@ class Trainer:
                 state.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
             self.logger.log_scalars(self._tags(metrics, lr, model, objective), epoch)
+            if diagnostics:
+                diagnostics.end_epoch(epoch)
             if progress:
                 progress.epoch(epoch, metrics, time.perf_counter() - epoch_started)
             if self.checkpoint_dir and epoch % cfg.checkpoint_every == 0:
@@ -240,6 +251,8 @@ class Trainer:
         fit_seconds = state.fit_seconds + time.perf_counter() - started
         if progress:
             progress.close()
+        if diagnostics:
+            diagnostics.detach()
 
         if self.checkpoint_dir:  # last.pt holds the state training ended in, for resuming
             self._save(
