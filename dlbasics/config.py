@@ -203,11 +203,20 @@ class SplitDataConfig(DataConfig):
     # Keep the labels of only this many training samples per class (classification); the
     # other training inputs stay, unlabelled, for unsupervised pre-training. null = all.
     labels_per_class: int | None = None
+    # Train on only this fraction of the whole set (or count, when >= 1) of what the held-out
+    # splits leave; null = all of it. Few samples and a large model: overfitting to see.
+    train_size: float | None = None
 
     def __post_init__(self) -> None:
         for key in ("val_size", "test_size"):
             value = getattr(self, key)
             _check(value > 0, f"data.{key}", value, "a fraction in (0, 1) or a count >= 1")
+        _check(
+            self.train_size is None or self.train_size > 0,
+            "data.train_size",
+            self.train_size,
+            "null (all), a fraction in (0, 1) or a count >= 1",
+        )
         if self.val_size < 1 and self.test_size < 1:
             _check(
                 self.val_size + self.test_size < 1,
@@ -251,12 +260,23 @@ class CirclesDataConfig(GeneratedDataConfig):
 
 
 @dataclass
+class SpiralsDataConfig(GeneratedDataConfig):
+    noise: float = 0.1
+    turns: float = 1.5  # how many times each arm winds around the centre
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self.turns > 0, "data.turns", self.turns, "must be > 0")
+
+
+@dataclass
 class OystersDataConfig(GeneratedDataConfig):
     n_samples: int = 600
     mean_cm: float = 7.5  # oyster diameters ~ Normal(mean_cm, std_cm)
     std_cm: float = 1.5
     ripe_above_cm: float = 7.2  # where P(ripe) = 0.5 in the generating process
     noise: float = 0.3  # logistic scale (cm) of label noise around that size
+    rule_cm: float = 7.5  # the hand-written rule `ripe if size > rule_cm`, scored for comparison
 
 
 @dataclass
@@ -543,6 +563,31 @@ class LoggerConfig:
 
 
 @dataclass
+class DiagConfig:
+    """Diagnostics (dlbasics/diagnostics.py, boundary.py): all off by default, and then free."""
+
+    grad_norms: bool = False  # grad_norm/<layer>, grad_norm/total: mean over an epoch's steps
+    weight_norms: bool = False  # diag/weight_norm/<layer> at the end of each epoch
+    # diag/act_mean, act_std, saturated (sigmoid, tanh), dead (relu, leaky_relu) per layer
+    activations: bool = False
+    histograms_every: int = 0  # diag/weights/<layer>, diag/grads/<layer> every N epochs; 0: never
+    decision_boundary: bool = False  # 2-D inputs: an image in TensorBoard and a PNG, at the end
+
+    def __post_init__(self) -> None:
+        _check(
+            self.histograms_every >= 0,
+            "diag.histograms_every",
+            self.histograms_every,
+            "a number of epochs >= 1, or 0 for no histograms",
+        )
+
+    @property
+    def per_epoch(self) -> bool:
+        """Whether anything is measured while training (the decision boundary is drawn after)."""
+        return self.grad_norms or self.weight_norms or self.activations or self.histograms_every > 0
+
+
+@dataclass
 class Config:
     model: Any = MISSING
     data: Any = MISSING
@@ -552,6 +597,7 @@ class Config:
     reg: RegConfig = field(default_factory=RegConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    diag: DiagConfig = field(default_factory=DiagConfig)
     seed: int = 0
 
 
@@ -571,6 +617,7 @@ DATA_SCHEMAS = {
     "gate": GateDataConfig,
     "generated": GeneratedDataConfig,
     "circles": CirclesDataConfig,
+    "spirals": SpiralsDataConfig,
     "oysters": OystersDataConfig,
     "bundled": BundledDataConfig,
     "csv": CsvDataConfig,

@@ -11,6 +11,10 @@ class Logger(Protocol):
 
     def log_images(self, images: dict[str, Tensor], step: int) -> None: ...
 
+    def log_histograms(self, values: dict[str, Tensor], step: int) -> None: ...
+
+    def log_figure(self, tag: str, figure: Any, step: int) -> None: ...
+
     def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None: ...
 
     def close(self) -> None: ...
@@ -21,6 +25,12 @@ class NullLogger:
         pass
 
     def log_images(self, images: dict[str, Tensor], step: int) -> None:
+        pass
+
+    def log_histograms(self, values: dict[str, Tensor], step: int) -> None:
+        pass
+
+    def log_figure(self, tag: str, figure: Any, step: int) -> None:
         pass
 
     def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
@@ -47,6 +57,14 @@ class TensorBoardLogger:
         """Images as (channels, height, width) tensors with values in [0, 1]."""
         for tag, image in images.items():
             self.writer.add_image(tag, image.cpu(), step, dataformats="CHW")
+
+    def log_histograms(self, values: dict[str, Tensor], step: int) -> None:
+        for tag, tensor in values.items():
+            self.writer.add_histogram(tag, tensor, step)
+
+    def log_figure(self, tag: str, figure: Any, step: int) -> None:
+        """A matplotlib figure as an image (the Images tab); the figure stays open."""
+        self.writer.add_figure(tag, figure, step, close=False)
 
     def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
         from torch.utils.tensorboard.summary import hparams as hparams_summaries

@@ -10,9 +10,11 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
+from dlbasics.boundary import check_can_draw, write_decision_boundary
 from dlbasics.checkpoint import write_json
 from dlbasics.config import Config, flatten
 from dlbasics.data import build_data
+from dlbasics.diagnostics import Diagnostics
 from dlbasics.distributed import SingleProcess, check_batch_fits_ranks, join_ranks
 from dlbasics.errors import ConfigError
 from dlbasics.interrupt import StopOnSignal
@@ -27,6 +29,7 @@ from dlbasics.preflight import (
     check_resumable,
 )
 from dlbasics.resume import load_resume_checkpoint
+from dlbasics.threshold import has_threshold, threshold_metrics
 from dlbasics.trainer import Trainer
 
 log = logging.getLogger("dlbasics")
@@ -58,6 +61,8 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
     check_batch_size(cfg.trainer, len(data.x_train), data.spec.name)
     check_monitor(cfg.trainer, data.spec.task, data.spec.name)
     check_batch_fits_ranks(cfg.trainer, len(data.x_train), parallel.world_size)
+    if cfg.diag.decision_boundary:
+        check_can_draw(data.spec)
     torch.manual_seed(cfg.trainer.seed)  # after the data, so initialisation is its own seed
     model = build_model(cfg, data.spec)
     data = model.prepare(data)  # what it fits: the data set, or (an RBM) its inputs
@@ -101,6 +106,8 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
                 config_yaml=config_yaml,
                 interrupt=interrupt,
                 parallel=parallel,
+                # rank 0 alone measures and writes (see diagnostics.py)
+                diagnostics=Diagnostics(cfg.diag) if main and cfg.diag.per_epoch else None,
             )
             # Fits before the supervised one (a DBN's pre-training), each through the Trainer.
             pretraining = model.pretrain(data, trainer)
@@ -109,6 +116,10 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
             else:
                 fit = trainer.fit(model, data, objective, resume=resume)
         test_loss, test_acc = trainer.evaluate(model, data.x_test, data.y_test, objective)
+        # The weights the run ends with, on the training and validation splits without dropout:
+        # the gap between the two is what overfitting leaves.
+        final_train = trainer.evaluate(model, data.x_train, data.y_train, objective)
+        final_val = trainer.evaluate(model, data.x_val, data.y_val, objective)
         metrics = {
             "test_loss": test_loss,
             "test_acc": test_acc,
@@ -117,6 +128,10 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
             "val_loss": fit.last.get("val_loss"),
             "val_acc": fit.last.get("val_acc"),
             **{name: fit.last.get(name) for name in model.epoch_metric_names},
+            "final_train_loss": final_train[0],
+            "final_train_acc": final_train[1],
+            "final_val_loss": final_val[0],
+            "final_val_acc": final_val[1],
             "best_epoch": fit.best_epoch,
             "best_val_loss": fit.best_val_loss,
             "monitor": cfg.trainer.early_stopping.monitor,
@@ -149,6 +164,12 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
                 }
                 for p in pretraining
             ]
+        if has_threshold(data):  # one feature: where the learned classifier switches
+            rule = getattr(cfg.data, "rule_cm", None)  # the oysters' hand-written rule
+            metrics.update(threshold_metrics(model, data, objective, rule))
+        if main and cfg.diag.decision_boundary:
+            title = f"model={cfg.model.name} act={cfg.act.name} data={data.spec.name}"
+            write_decision_boundary(model, data, objective, run_dir, logger, fit.epochs_run, title)
         if main:
             write_json(metrics, run_dir / "metrics.json")
         final = {

@@ -29,6 +29,7 @@ from torch import Tensor
 from dlbasics.checkpoint import save_checkpoint
 from dlbasics.config import EarlyStoppingConfig, OptimConfig, TrainerConfig
 from dlbasics.data import DataSplits
+from dlbasics.diagnostics import Diagnostics
 from dlbasics.distributed import SingleProcess
 from dlbasics.errors import DataError
 from dlbasics.interrupt import StopOnSignal
@@ -102,7 +103,8 @@ class Trainer:
     ``checkpoint_dir=None`` writes no checkpoints; ``tag_prefix`` namespaces TensorBoard tags
     (so several fits can share one run, e.g. pre-training then fine-tuning). ``interrupt``
     is looked at between steps: once a signal has set it, the fit stops and saves last.pt.
-    ``parallel`` is this process' place among the ranks of a torchrun job.
+    ``parallel`` is this process' place among the ranks of a torchrun job. ``diagnostics``
+    (diag.*) measures gradients, weights and activations per layer; None measures nothing.
     """
 
     def __init__(
@@ -118,6 +120,7 @@ class Trainer:
         interrupt: StopOnSignal | None = None,
         parallel: SingleProcess | None = None,
         lr_key: str = "optim.lr",
+        diagnostics: Diagnostics | None = None,
     ):
         self.cfg = cfg
         self.optim = optim
@@ -130,13 +133,14 @@ class Trainer:
         self.interrupt = interrupt or StopOnSignal()  # one not entered is never requested
         self.parallel = parallel or SingleProcess(device)
         self.lr_key = lr_key  # the key that sets this fit's learning rate, for messages
+        self.diagnostics = diagnostics
 
     def for_phase(
         self, tag_prefix: str, cfg: TrainerConfig, optim: OptimConfig, lr_key: str
     ) -> "Trainer":
         """A trainer for one phase of a fit in several (a DBN's pre-training of one layer):
         this one's device, logger, progress and signal handling, its own settings, its tags
-        under ``tag_prefix``, and no checkpoints."""
+        under ``tag_prefix``, and no checkpoints or diagnostics."""
         return Trainer(
             cfg,
             optim,
@@ -181,6 +185,9 @@ class Trainer:
             state = self._restore(resume, model, optimizer, scheduler, stopper, shuffle)
         progress = Progress(cfg.epochs) if self.progress else None
         training_step = parallel.training_step(model)  # model.training_step, for one process
+        diagnostics = self.diagnostics
+        if diagnostics:
+            diagnostics.attach(model, self.logger, self.tag_prefix)
 
         stop_reason, stop_signal = "max_epochs", None
         message = None
@@ -209,6 +216,8 @@ class Trainer:
                 if skip_non_finite and not parallel.is_finite_everywhere(loss):  # a host sync
                     state.skipped_steps += 1
                     continue
+                if diagnostics:  # gradient norms as backpropagation made them, before clipping
+                    diagnostics.after_backward()
                 if cfg.grad_clip is not None:
                     self._clip_gradients(model)
                 optimizer.step()
@@ -248,6 +257,8 @@ class Trainer:
             self.logger.log_scalars(self._tags(metrics, lr, model, objective), epoch)
             if epoch % cfg.checkpoint_every == 0:
                 self._log_images(model, x_val, epoch)
+            if diagnostics:
+                diagnostics.end_epoch(epoch)
             if progress:
                 progress.epoch(epoch, metrics, time.perf_counter() - epoch_started)
             if self.checkpoint_dir and epoch % cfg.checkpoint_every == 0:
@@ -267,6 +278,8 @@ class Trainer:
             progress.close()
         if state.epochs_done % cfg.checkpoint_every:  # the last epoch's, unless already written
             self._log_images(model, x_val, state.epochs_done)
+        if diagnostics:
+            diagnostics.detach()
 
         if self.checkpoint_dir:  # last.pt holds the state training ended in, for resuming
             self._save(

@@ -2,6 +2,7 @@
 
 python scripts/report.py multirun/2026-11-22/10-00-00           # table, report.md, report.csv
 python scripts/report.py multirun/2026-11-22/10-00-00 --plot    # also val_loss.png, val_acc.png
+python scripts/report.py multirun/2026-11-22/10-00-00 --plot --tags loss/train,grad_norm/layer01
 
 Works on a sweep that is still running, partly failed, or was killed.
 """
@@ -21,6 +22,12 @@ def main(argv: list[str] | None = None) -> int:
         "--plot", action="store_true", help="write PNGs of the jobs' validation curves"
     )
     parser.add_argument(
+        "--tags",
+        default=None,
+        help="with --plot: the TensorBoard scalar tags to overlay, comma-separated "
+        "(default: loss/val,acc/val); one PNG each, e.g. loss_train.png",
+    )
+    parser.add_argument(
         "--out", type=Path, help="where to write the report files (default: the sweep directory)"
     )
     args = parser.parse_args(argv)
@@ -30,9 +37,18 @@ def main(argv: list[str] | None = None) -> int:
         print(render_report_text(report))
         written = write_report_files(report, out_dir)
         if args.plot:
-            from dlbasics.sweeps.curves import plot_validation_curves
+            from dlbasics.sweeps.curves import plot_file_names, plot_validation_curves
 
-            written += list(plot_validation_curves(report.jobs, report.labels(), out_dir))
+            chosen = [tag.strip() for tag in (args.tags or "loss/val,acc/val").split(",")]
+            tags = plot_file_names([tag for tag in chosen if tag])
+            plots = plot_validation_curves(report.jobs, report.labels(), out_dir, tags)
+            if args.tags and not plots:
+                raise UserError(
+                    f"--tags {args.tags}: no job of {args.sweep_dir} logged any of these tags; "
+                    "tensorboard --logdir on the sweep lists the tags there are (diagnostics "
+                    "need diag=full or diag.*=true)."
+                )
+            written += list(plots)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

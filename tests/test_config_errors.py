@@ -20,7 +20,7 @@ from dlbasics.errors import UserError
 from dlbasics.run import train
 
 # A refusal names a key: `optim.lr`, `model=…`, `seed`, `hydra/launcher=…`.
-NAMES_A_KEY = re.compile(r"\b(seed\b|(model|act|loss|optim|reg|data|trainer|logger)[.=/\[])")
+NAMES_A_KEY = re.compile(r"\b(seed\b|(model|act|loss|optim|reg|data|trainer|logger|diag)[.=/\[])")
 
 GROUPS = {
     group.name: sorted(path.stem for path in group.glob("*.yaml"))

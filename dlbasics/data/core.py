@@ -58,6 +58,18 @@ class DataSplits:
             return self.x_train
         return torch.cat([self.x_train, self.x_unlabelled])
 
+    def to_raw(self, x: Tensor) -> Tensor:
+        """Inputs in the data's own units (cm, say): the standardisation undone."""
+        if self.feature_mean is None or self.feature_std is None:
+            return x
+        return x * self.feature_std.to(x.device) + self.feature_mean.to(x.device)
+
+    def from_raw(self, x: Tensor) -> Tensor:
+        """Inputs in the data's own units, standardised as the model sees them."""
+        if self.feature_mean is None or self.feature_std is None:
+            return x
+        return (x - self.feature_mean.to(x.device)) / self.feature_std.to(x.device)
+
 
 DATASETS: Registry[Callable[[DataConfig], DataSplits]] = Registry("data")
 
@@ -109,6 +121,8 @@ def split(
         stratified_order(y, generator) if task is None else torch.randperm(n, generator=generator)
     )
     test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
+    if cfg.train_size is not None:
+        train = train[: _train_count(cfg.train_size, len(train), n, name)]
     return make_splits(
         spec,
         (x[train], y[train]),
@@ -148,6 +162,20 @@ def make_splits(
 
 def held_out_count(size: float, n: int) -> int:
     return int(size) if size >= 1 else round(size * n)
+
+
+def _train_count(train_size: float, available: int, n: int, name: str) -> int:
+    """How many of the ``available`` training samples ``data.train_size`` keeps (a fraction of
+    all ``n`` samples, or a count). The order is stratified, so any prefix keeps the classes
+    in proportion."""
+    count = held_out_count(train_size, n)
+    if not 1 <= count <= available:
+        raise ConfigError(
+            f"data.train_size={train_size:g} asks for {count} training samples, but data={name} "
+            f"leaves {available} after the validation and test splits; choose 1 to "
+            f"{available} (or a fraction of the {n} samples), or null for all of them."
+        )
+    return count
 
 
 def _moments(x: Tensor) -> tuple[Tensor, Tensor]:

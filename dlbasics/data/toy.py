@@ -1,4 +1,4 @@
-"""Small generated data sets: logic gates, the oyster sorter, moons and circles."""
+"""Small generated data sets: logic gates, the oyster sorter, moons, circles and spirals."""
 
 import math
 
@@ -9,6 +9,7 @@ from dlbasics.config import (
     GateDataConfig,
     GeneratedDataConfig,
     OystersDataConfig,
+    SpiralsDataConfig,
 )
 from dlbasics.data.core import DATASETS, DataSplits, as_targets, classification_spec, split
 
@@ -73,4 +74,21 @@ def _circles(cfg: CirclesDataConfig) -> DataSplits:
     inner = cfg.factor * torch.stack([t_inner.cos(), t_inner.sin()], dim=1)
     x = torch.cat([outer, inner]) + cfg.noise * torch.randn(cfg.n_samples, 2, generator=g)
     y = torch.cat([torch.zeros(n_outer), torch.ones(n_inner)]).long()
+    return split(cfg.name, x, y, cfg)
+
+
+@DATASETS.register("spirals")
+def _spirals(cfg: SpiralsDataConfig) -> DataSplits:
+    """Two interleaved spirals: arm 0 at angle θ and radius θ / θ_max, arm 1 the same turned
+    by π; points spaced evenly along each arm from near the centre to radius 1."""
+    g = torch.Generator().manual_seed(cfg.seed)
+    n_first = cfg.n_samples // 2
+    n_second = cfg.n_samples - n_first
+    arms = []
+    for count, offset in ((n_first, 0.0), (n_second, math.pi)):
+        radius = torch.linspace(0.05, 1.0, count)
+        angle = radius * cfg.turns * 2 * math.pi + offset
+        arms.append(radius.unsqueeze(1) * torch.stack([angle.cos(), angle.sin()], dim=1))
+    x = torch.cat(arms) + cfg.noise * torch.randn(cfg.n_samples, 2, generator=g)
+    y = torch.cat([torch.zeros(n_first), torch.ones(n_second)]).long()
     return split(cfg.name, x, y, cfg)

@@ -1,4 +1,5 @@
-"""Validation curves of a sweep's jobs, read from their TensorBoard files and overlaid in PNGs."""
+"""Curves of a sweep's jobs (validation loss and accuracy, or any scalar tag), read from their
+TensorBoard files and overlaid in PNGs."""
 
 from pathlib import Path
 
@@ -7,6 +8,12 @@ from dlbasics.sweeps.results import JobResult
 
 # TensorBoard tag → file name of its plot.
 VALIDATION_TAGS = {"loss/val": "val_loss.png", "acc/val": "val_acc.png"}
+
+
+def plot_file_names(tags: list[str]) -> dict[str, str]:
+    """Tag → PNG name: val_loss.png, val_acc.png as before; others with / turned to _
+    (grad_norm/layer01 → grad_norm_layer01.png)."""
+    return {tag: VALIDATION_TAGS.get(tag, tag.replace("/", "_") + ".png") for tag in tags}
 
 
 def read_curve(tb_dir: Path, tag: str) -> list[tuple[int, float]]:
@@ -21,10 +28,14 @@ def read_curve(tb_dir: Path, tag: str) -> list[tuple[int, float]]:
 
 
 def plot_validation_curves(
-    jobs: list[JobResult], labels: dict[str, str], out_dir: Path
+    jobs: list[JobResult],
+    labels: dict[str, str],
+    out_dir: Path,
+    tags: dict[str, str] = VALIDATION_TAGS,
 ) -> dict[Path, int]:
-    """One PNG per validation tag, one line per job that logged it (``labels``: job name →
-    legend text). Returns each written file with the number of curves in it."""
+    """One PNG per tag (``tags``: tag → file name), one line per job that logged it
+    (``labels``: job name → legend text). Returns each written file with the number of
+    curves in it; a tag no job logged writes nothing."""
     try:
         import matplotlib
     except ImportError:
@@ -36,7 +47,7 @@ def plot_validation_curves(
     from matplotlib.ticker import MaxNLocator
 
     written = {}
-    for tag, file_name in VALIDATION_TAGS.items():
+    for tag, file_name in tags.items():
         curves = {
             job.name: read_curve(job.run_dir / "tb", tag)
             for job in jobs
