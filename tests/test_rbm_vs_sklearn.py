@@ -2,6 +2,8 @@
 measured here, on the same split with the same settings: 100 hidden units, persistent CD-1
 (what BernoulliRBM does) with plain SGD at lr 0.06, batches of 10, 20 epochs; three seeds."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -41,6 +43,8 @@ def _classifier():  # the same classifier on both models' features
 def trained(tmp_path_factory):
     """Per seed: our run directory and scikit-learn's fitted RBM (the split is seed 0's)."""
     data = build_data(make_config(*SETTINGS).data)
+    # Digits come as (1, 8, 8) images; scikit-learn and these checks take rows of 64 pixels.
+    data = replace(data, **{k: getattr(data, k).flatten(1) for k in ("x_train", "x_val", "x_test")})
     runs = {}
     for seed in SEEDS:
         run_dir = tmp_path_factory.mktemp(f"rbm{seed}")
