@@ -456,6 +456,7 @@ class RegConfig:
 
 TRAINER_MODES = ("batch", "sgd", "minibatch")
 ON_NAN = ("stop", "skip")
+PRECISIONS = ("32", "bf16", "16-mixed")
 # Loss and accuracy, then what models report besides (Model.epoch_metric_names): an RBM's
 # pseudo-log-likelihood and free energy, and the free-energy gap between val and train.
 MONITORS = (
@@ -504,6 +505,11 @@ class TrainerConfig:
     resume: str | None = None  # a run directory or last.pt to continue; null = start afresh
     # Under torchrun: seconds a rank waits for the others before the job fails.
     distributed_timeout: float = 120.0
+    # Arithmetic of the forward passes: 32 (float32), bf16 (autocast to bfloat16; CPU or a
+    # recent GPU) or 16-mixed (autocast to float16 with a gradient scaler; CUDA only). The
+    # weights and the optimizer stay in float32.
+    precision: str = "32"
+    compile: bool = False  # torch.compile the model's forward pass (slow to start, then faster)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
 
     def __post_init__(self) -> None:
@@ -546,6 +552,7 @@ class TrainerConfig:
             self.checkpoint_every >= 1, "trainer.checkpoint_every", self.checkpoint_every, ">= 1"
         )
         _check_choice("trainer.on_nan", self.on_nan, ON_NAN)
+        _check_choice("trainer.precision", self.precision, PRECISIONS)
         _check(
             self.distributed_timeout > 0,
             "trainer.distributed_timeout",

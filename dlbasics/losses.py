@@ -28,6 +28,9 @@ class Objective:
         self.n_classes = spec.n_classes
         self.l1, self.l2 = reg.l1, reg.l2
         self.activate = OUTPUT_ACTIVATIONS.get(output_act)
+        # Set by the Trainer under trainer.precision=16-mixed: backpropagation multiplies the
+        # loss by its scale first, as float16 gradients would underflow to zero.
+        self.grad_scaler: torch.amp.GradScaler | None = None
 
     def __call__(self, scores: Tensor, target: Tensor) -> Tensor:
         if self.loss == "cross_entropy" and self.task == "multiclass":

@@ -4,6 +4,8 @@ costs the user seconds, not a run that fails (or quietly does something else) la
 import shutil
 from pathlib import Path
 
+import torch
+
 from dlbasics.checkpoint import atomic_write
 from dlbasics.config import TrainerConfig
 from dlbasics.errors import ConfigError, OutputError
@@ -60,6 +62,32 @@ def check_resumable(cfg: TrainerConfig, model_name: str, resumable: bool) -> Non
             f"trainer.resume={cfg.resume}: model={model_name} trains in several fits "
             "(pre-training, then fine-tuning), which cannot be resumed; run it again without "
             "trainer.resume."
+        )
+
+
+def check_precision(
+    cfg: TrainerConfig, device: torch.device, model_name: str, backprop: bool
+) -> None:
+    """Mixed precision needs hardware that computes in it, and a model trained by
+    backpropagation (the others write their updates in float32 themselves)."""
+    precision = cfg.precision
+    if precision == "32":
+        return
+    where = f"trainer.precision={precision}"
+    if not backprop:
+        raise ConfigError(
+            f"{where}: model={model_name} learns (or pre-trains) by a rule of its own, not by "
+            "backpropagation, and computes it in float32; use trainer.precision=32."
+        )
+    if precision == "16-mixed" and device.type != "cuda":
+        raise ConfigError(
+            f"{where} (float16 with a gradient scaler) needs a CUDA device, but this run is on "
+            f"{device.type}; on a CPU use trainer.precision=bf16 (bfloat16) or 32."
+        )
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ConfigError(
+            f"{where}: this GPU does not compute in bfloat16 (it needs an Ampere or newer "
+            "GPU); use trainer.precision=16-mixed or 32."
         )
 
 

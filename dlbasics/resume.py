@@ -21,6 +21,7 @@ MAY_DIFFER = (
     "trainer.threads",
     "trainer.on_nan",
     "trainer.distributed_timeout",
+    "trainer.compile",  # the same computation, compiled or not
     "logger.name",
 )
 

@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 
 from dlbasics.boundary import check_can_draw, write_decision_boundary
 from dlbasics.checkpoint import write_json
-from dlbasics.config import Config, flatten
+from dlbasics.config import Config, TrainerConfig, flatten
 from dlbasics.data import build_data
 from dlbasics.diagnostics import Diagnostics
 from dlbasics.distributed import SingleProcess, check_batch_fits_ranks, join_ranks
@@ -25,6 +25,7 @@ from dlbasics.preflight import (
     check_batch_size,
     check_monitor,
     check_output,
+    check_precision,
     check_reported_monitor,
     check_resumable,
 )
@@ -65,12 +66,16 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
         check_can_draw(data.spec)
     torch.manual_seed(cfg.trainer.seed)  # after the data, so initialisation is its own seed
     model = build_model(cfg, data.spec)
+    check_precision(cfg.trainer, device, cfg.model.name, model.backprop)
     data = model.prepare(data)  # what it fits: the data set, or (an RBM) its inputs
     check_reported_monitor(cfg.trainer, data.spec.task, cfg.model.name, model.epoch_metric_names)
     n_params = sum(p.numel() for p in model.parameters())
     if main:
         check_output(run_dir, sum(p.numel() * p.element_size() for p in model.parameters()))
     threads = set_threads(cfg.trainer.threads, n_params, device)
+    if device.type == "cuda" and not cfg.trainer.deterministic and has_convolutions(model):
+        # Batches keep their shape, so timing cuDNN's algorithms once per shape pays off.
+        torch.backends.cudnn.benchmark = True
     output_act = cfg.model.output_act
     if output_act == "auto" and model.output_act:
         output_act = model.output_act
@@ -92,7 +97,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
             f"({len(data.x_train)} train / {len(data.x_val)} val / {len(data.x_test)} test, "
             f"{data.spec.task}) loss={objective.loss} output={objective.output_act} "
             f"optim={cfg.optim.name} lr={cfg.optim.lr:g} trainer={cfg.trainer.mode} "
-            f"device={device} threads={threads}{ranks}"
+            f"device={device} threads={threads}{ranks}{speed_settings(cfg.trainer)}"
         )
     try:
         with StopOnSignal() as interrupt:  # SIGINT/SIGTERM: save and stop between two steps
@@ -145,6 +150,8 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
             "resumed_from": cfg.trainer.resume,
             "fit_seconds": round(fit.fit_seconds, 4),
             "device": str(device),
+            "precision": cfg.trainer.precision,
+            "compiled": cfg.trainer.compile,
             "threads": threads,
             "world_size": parallel.world_size,  # processes that trained it (torchrun)
             "n_params": n_params,
@@ -210,6 +217,17 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)
+
+
+def has_convolutions(model: torch.nn.Module) -> bool:
+    convolutions = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
+    return any(isinstance(m, convolutions) for m in model.modules())
+
+
+def speed_settings(cfg: TrainerConfig) -> str:
+    """The settings that change speed rather than results, for the first log line."""
+    precision = f" precision={cfg.precision}" if cfg.precision != "32" else ""
+    return precision + (" compile=true" if cfg.compile else "")
 
 
 def set_threads(threads: int | str, n_params: int, device: torch.device) -> int:

@@ -19,6 +19,7 @@ gradients and sum the metrics over the ranks (distributed.py); in one process th
 
 import math
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from dlbasics.progress import Progress
 from dlbasics.training_state import EpochPass, TrainingState
 
 EVAL_CHUNK = 8192  # samples per forward pass when evaluating, to bound memory
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "16-mixed": torch.float16}  # trainer.precision
 
 
 @dataclass
@@ -176,13 +178,20 @@ class Trainer:
         # epoch's shuffle.
         end = n - n % batch_size if n % batch_size < parallel.world_size else n
 
+        if cfg.compile:  # compiled on the first forward pass; the state dict keeps its names
+            model.compile()
         optimizer = build_optimizer(model.parameters(), self.optim)
+        # float16 gradients underflow: the loss is scaled up before backpropagation and the
+        # gradients down before the step (a no-op unless trainer.precision=16-mixed).
+        scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "16-mixed")
+        objective.grad_scaler = scaler if scaler.is_enabled() else None
         stopper = EarlyStopping(cfg.early_stopping)
         scheduler = build_scheduler(optimizer, self.optim, cfg.epochs, stopper.mode)
-        shuffle = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        # Drawn on the CPU, so that every device takes the same batches in the same order.
+        shuffle = torch.Generator().manual_seed(cfg.seed)
         state = TrainingState()
         if resume is not None:
-            state = self._restore(resume, model, optimizer, scheduler, stopper, shuffle)
+            state = self._restore(resume, model, optimizer, scheduler, scaler, stopper, shuffle)
         progress = Progress(cfg.epochs) if self.progress else None
         training_step = parallel.training_step(model)  # model.training_step, for one process
         diagnostics = self.diagnostics
@@ -199,7 +208,7 @@ class Trainer:
             model.train()
             parallel.seed_epoch(cfg.seed, epoch)
             if state.epoch is None:
-                order = torch.randperm(n, generator=shuffle, device=self.device)
+                order = torch.randperm(n, generator=shuffle).to(self.device)
                 state.epoch = EpochPass(order)
             run = state.epoch
             for start in range(run.next_start, end, batch_size):
@@ -212,15 +221,18 @@ class Trainer:
                     xb, yb = parallel.local_batch(x_train), parallel.local_batch(y_train)
                 run.next_start = start + batch_size
                 optimizer.zero_grad(set_to_none=True)
-                loss, scores = training_step(xb, yb, objective)
+                with self.autocast():
+                    loss, scores = training_step(xb, yb, objective)
                 if skip_non_finite and not parallel.is_finite_everywhere(loss):  # a host sync
                     state.skipped_steps += 1
                     continue
                 if diagnostics:  # gradient norms as backpropagation made them, before clipping
                     diagnostics.after_backward()
                 if cfg.grad_clip is not None:
+                    scaler.unscale_(optimizer)  # clip the gradients, not the scaled ones
                     self._clip_gradients(model)
-                optimizer.step()
+                scaler.step(optimizer)  # optimizer.step(), unless 16-mixed found inf/NaN
+                scaler.update()
                 state.steps += 1
                 run.record(loss, len(xb), objective.correct(scores, yb) if classify else None)
             if run.next_start < end:  # stopped part-way: last.pt resumes at the next step
@@ -263,7 +275,9 @@ class Trainer:
                 progress.epoch(epoch, metrics, time.perf_counter() - epoch_started)
             if self.checkpoint_dir and epoch % cfg.checkpoint_every == 0:
                 fit_seconds = state.fit_seconds + time.perf_counter() - started
-                self._save(model, optimizer, scheduler, stopper, shuffle, state, fit_seconds)
+                self._save(
+                    model, optimizer, scheduler, scaler, stopper, shuffle, state, fit_seconds
+                )
             stop_early, stop_signal = parallel.agree_to_stop(
                 stopper.should_stop, self.interrupt.signal_number
             )
@@ -283,7 +297,15 @@ class Trainer:
 
         if self.checkpoint_dir:  # last.pt holds the state training ended in, for resuming
             self._save(
-                model, optimizer, scheduler, stopper, shuffle, state, fit_seconds, stop_reason
+                model,
+                optimizer,
+                scheduler,
+                scaler,
+                stopper,
+                shuffle,
+                state,
+                fit_seconds,
+                stop_reason,
             )
         if cfg.early_stopping.restore_best and state.best_state is not None:
             model.load_state_dict(state.best_state)
@@ -314,14 +336,22 @@ class Trainer:
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         for start in range(0, len(x), EVAL_CHUNK):
             xb, yb = x[start : start + EVAL_CHUNK], y[start : start + EVAL_CHUNK]
-            scores = model(xb)
-            loss_sum += objective(scores, yb) * len(xb)
+            with self.autocast():
+                scores = model(xb)
+                loss_sum += objective(scores, yb) * len(xb)
             correct += objective.correct(scores, yb)
         count = torch.tensor(len(x), dtype=torch.float64, device=self.device)
         totals = torch.stack([loss_sum.double(), correct.double(), count])
         loss_sum, correct, count = self.parallel.sum(totals).tolist()  # over the ranks' parts
         accuracy = correct / count if objective.task != "regression" else None
         return loss_sum / count, accuracy
+
+    def autocast(self) -> AbstractContextManager:
+        """Where forward passes run in trainer.precision: autocast to bfloat16 or float16
+        (matrix products and convolutions in it, losses and sums in float32), or float32."""
+        if self.cfg.precision == "32":
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=AUTOCAST_DTYPES[self.cfg.precision])
 
     def _clip_gradients(self, model: Model) -> None:
         if self.cfg.grad_clip_mode == "norm":
@@ -371,6 +401,7 @@ class Trainer:
         model: Model,
         optimizer: torch.optim.Optimizer,
         scheduler: Any,
+        scaler: torch.amp.GradScaler,
         stopper: EarlyStopping,
         shuffle: torch.Generator,
         state: TrainingState,
@@ -391,6 +422,7 @@ class Trainer:
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "grad_scaler": scaler.state_dict(),  # {} unless 16-mixed
                     "early_stopping": stopper.state_dict(),
                     "rng": {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()},
                     "training": state.state_dict(fit_seconds),
@@ -414,6 +446,7 @@ class Trainer:
         model: Model,
         optimizer: torch.optim.Optimizer,
         scheduler: Any,
+        scaler: torch.amp.GradScaler,
         stopper: EarlyStopping,
         shuffle: torch.Generator,
     ) -> TrainingState:
@@ -423,6 +456,8 @@ class Trainer:
             optimizer.load_state_dict(checkpoint["optimizer"])
             if scheduler is not None:
                 scheduler.load_state_dict(checkpoint["scheduler"])
+            if checkpoint.get("grad_scaler"):
+                scaler.load_state_dict(checkpoint["grad_scaler"])
             stopper.load_state_dict(checkpoint["early_stopping"])
             torch.set_rng_state(checkpoint["rng"]["torch"])
             shuffle.set_state(checkpoint["rng"]["shuffle"])

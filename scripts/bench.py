@@ -1,71 +1,107 @@
-"""Time dlbasics against a reference implementation, epoch for epoch, on the same work.
+"""Time dlbasics against other ways of training the same model, epoch for epoch.
 
-Each case has two contenders that train the same model on the same data with the same
-settings: ours, through the Trainer as `scripts/train.py` runs it (validation and the model's
-per-epoch measures included), and a baseline (scikit-learn, or a hand-written loop). They are
-timed in interlaced rounds, A B A B … in one process, so that a machine whose speed drifts
-(other jobs, clock changes) slows both alike; every round trains a fresh model for
-``epochs_per_round`` epochs, after one warm-up round each that is not counted (imports, lazy
-initialisation). The table shows the median and the minimum seconds per epoch of each and the
-ratio ours / baseline of the medians (below 1: ours is faster); the JSON file holds every
-round.
+Each case trains one model on one data set with one optimizer, batch size and number of epochs,
+in several ways (contenders):
 
-    python scripts/bench.py                        # every case (make bench)
-    python scripts/bench.py rbm_digits --rounds 11 --threads 1 --json bench.json
+- ``dlbasics``: the Trainer as `scripts/train.py` runs it, with its default logging (TensorBoard
+  scalars every epoch), validation and the model's per-epoch measures;
+- ``dlbasics, no logging``: the same with ``logger=none``;
+- ``hand loop``: a hand-written PyTorch loop over the pre-loaded tensors, the bar: index-slice
+  batches of a per-epoch permutation, the same optimizer (dlbasics.optim), and per epoch the same
+  measures (training loss and accuracy summed on the device, validation loss and accuracy),
+  read once;
+- ``hand loop, DataLoader``: the same loop drawing its batches from ``DataLoader(TensorDataset)``;
+- ``hand loop, torch defaults`` (mlp_digits): the hand loop with ``torch.optim.Adam``'s default
+  implementation, which on a CPU updates one parameter tensor at a time;
+- scikit-learn's estimator for the same model and solver (MLPClassifier, Perceptron,
+  BernoulliRBM);
+- ``lightning``: a LightningModule logging the same measures, fitted by Lightning's default
+  Trainer (its progress bar and model summary off: they only print), when ``lightning`` is
+  installed (`pip install -e ".[bench]"`; never a dependency of dlbasics).
 
-Adding a case: write a function that prepares the data once and returns the two contenders
-(each a function that trains a fresh model for a number of epochs), and add a Case to CASES.
+Contenders are timed in interleaved rounds, A B C … A B C … in one process, so that a machine
+whose speed drifts (other jobs, clock changes) slows all alike; every round trains a fresh model
+for ``epochs_per_round`` epochs, after one warm-up round each that is not counted. The table
+shows the median and minimum seconds per epoch and each median as a multiple of the case's bar
+(the hand loop; for the RBM cases scikit-learn). Checkpoints are off everywhere (Lightning's
+default checkpoint callback aside): they are I/O, not training.
+
+It then measures start-up, the wall time of `python scripts/train.py trainer.epochs=1` against
+`python -c "import torch"` (and against importing torch and building one optimizer, which
+imports torch._dynamo), and the peak resident memory of a default `make train` run and of this
+process. Everything goes to a JSON file too.
+
+    python scripts/bench.py                           # every case, 5 rounds (make bench)
+    python scripts/bench.py mlp_digits --rounds 11    # one case, more rounds
+    python scripts/bench.py --no-startup --json out.json
+
+Adding a case: write a function that prepares the data once and returns its contenders (name →
+a function that trains a fresh model for a number of epochs), and add a Case to CASES.
 """
 
 import argparse
 import json
+import logging
 import os
 import platform
+import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from threadpoolctl import threadpool_limits
+from torch.utils.data import DataLoader, TensorDataset
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from dlbasics.config import Config, register_configs, validate  # noqa: E402
+from dlbasics.data import DataSplits, build_data  # noqa: E402
+from dlbasics.loggers import NullLogger, TensorBoardLogger  # noqa: E402
+from dlbasics.losses import build_objective  # noqa: E402
+from dlbasics.models import build_model  # noqa: E402
+from dlbasics.optim import build_optimizer  # noqa: E402
+from dlbasics.trainer import Trainer  # noqa: E402
 
 TrainEpochs = Callable[[int], None]  # trains a fresh model for this many epochs
+Contenders = dict[str, TrainEpochs]
+HAND_LOOP = "hand loop"
+TMP = Path(tempfile.mkdtemp(prefix="dlbasics-bench-"))  # TensorBoard and Lightning files
 
 
 @dataclass(frozen=True)
 class Case:
     name: str
     description: str
-    # Prepares the data once (outside the timing) and returns (ours, baseline).
-    setup: Callable[[], tuple[TrainEpochs, TrainEpochs]]
-    baseline: str  # what the baseline is, for the table
-    epochs_per_round: int = 5
+    setup: Callable[[], Contenders]  # prepares the data once, outside the timing
+    epochs_per_round: int
+    bar: str = HAND_LOOP  # the contender the others are divided by
 
 
 def config(*overrides: str) -> Config:
-    """The validated config `scripts/train.py <overrides>` would run with."""
+    """The validated config `scripts/train.py <overrides>` would run with (no early stopping:
+    every contender trains the same number of epochs)."""
     register_configs()
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        overrides = ("trainer.early_stopping.enabled=false", *overrides)
         return validate(compose(config_name="config", overrides=list(overrides)))
 
 
-def train_with_dlbasics(cfg: Config) -> TrainEpochs:
-    """Ours: the model, data and objective `scripts/train.py` builds, fitted by the Trainer
-    (no logger, no checkpoints: those are I/O, not training)."""
-    from dlbasics.data import build_data
-    from dlbasics.losses import build_objective
-    from dlbasics.models import build_model
-    from dlbasics.trainer import Trainer
+# --- the contenders --------------------------------------------------------------------------
 
-    data = build_data(cfg.data)
+
+def dlbasics_trainer(cfg: Config, data: DataSplits, logging_on: bool) -> TrainEpochs:
+    """Ours: the model and objective `scripts/train.py` builds, fitted by the Trainer; with
+    ``logging_on``, TensorBoard scalars every epoch (the default ``logger=tensorboard``)."""
     device = torch.device("cpu")
 
     def train(epochs: int) -> None:
@@ -76,8 +112,172 @@ def train_with_dlbasics(cfg: Config) -> TrainEpochs:
         if output_act == "auto" and model.output_act:
             output_act = model.output_act
         objective = build_objective(cfg.loss.name, output_act, fitted.spec, cfg.reg, cfg.model.name)
-        trainer = Trainer(replace(cfg.trainer, epochs=epochs), cfg.optim, device)
+        logger = TensorBoardLogger(Path(tempfile.mkdtemp(dir=TMP))) if logging_on else NullLogger()
+        trainer = Trainer(replace(cfg.trainer, epochs=epochs), cfg.optim, device, logger=logger)
         trainer.fit(model, fitted, objective)
+        logger.close()
+
+    return train
+
+
+def hand_loop(
+    cfg: Config, data: DataSplits, data_loader: bool = False, torch_defaults: bool = False
+) -> TrainEpochs:
+    """A hand-written loop for a classifier trained by backpropagation: the bar."""
+    x, y, x_val, y_val = data.x_train, data.y_train, data.x_val, data.y_val
+    batch_size = min(cfg.trainer.batch_size or len(x), len(x))
+
+    def train(epochs: int) -> None:
+        torch.manual_seed(cfg.trainer.seed)
+        model = build_model(cfg, data.spec)
+        if torch_defaults:
+            optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr)
+        else:
+            optimizer = build_optimizer(model.parameters(), cfg.optim)
+        shuffle = torch.Generator().manual_seed(cfg.trainer.seed)
+        loader = DataLoader(
+            TensorDataset(x, y), batch_size=batch_size, shuffle=True, generator=shuffle
+        )
+        for _ in range(epochs):
+            model.train()
+            if data_loader:
+                batches = loader
+            else:
+                order = torch.randperm(len(x), generator=shuffle)
+                batches = ((x[index], y[index]) for index in order.split(batch_size))
+            loss_sum, correct = torch.zeros(()), torch.zeros((), dtype=torch.long)
+            for xb, yb in batches:
+                optimizer.zero_grad(set_to_none=True)
+                scores = model(xb)
+                loss = F.cross_entropy(scores, yb)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach() * len(xb)
+                correct += (scores.detach().argmax(1) == yb).sum()
+            model.eval()
+            with torch.no_grad():
+                scores = model(x_val)
+                val_loss = F.cross_entropy(scores, y_val)
+                val_correct = (scores.argmax(1) == y_val).sum()
+            torch.stack([loss_sum, correct, val_loss, val_correct]).tolist()  # one read
+
+    return train
+
+
+def hand_perceptron(cfg: Config, data: DataSplits, data_loader: bool = False) -> TrainEpochs:
+    """Rosenblatt's rule written out, w ← w + lr·(t − y)·x per batch (mean over the batch),
+    with the same per-epoch measures: the mean squared error of the step outputs and the
+    accuracy on the training and validation sets."""
+    x, y, x_val, y_val = data.x_train, data.y_train, data.x_val, data.y_val
+    batch_size = min(cfg.trainer.batch_size or len(x), len(x))
+    lr = cfg.optim.lr
+
+    def train(epochs: int) -> None:
+        w, b = torch.zeros(x.shape[1], y.shape[1]), torch.zeros(y.shape[1])
+        shuffle = torch.Generator().manual_seed(cfg.trainer.seed)
+        loader = DataLoader(
+            TensorDataset(x, y), batch_size=batch_size, shuffle=True, generator=shuffle
+        )
+        for _ in range(epochs):
+            if data_loader:
+                batches = loader
+            else:
+                order = torch.randperm(len(x), generator=shuffle)
+                batches = ((x[index], y[index]) for index in order.split(batch_size))
+            loss_sum, correct = torch.zeros(()), torch.zeros(())
+            for xb, tb in batches:
+                out = (xb @ w + b > 0).to(xb.dtype)
+                error = tb - out
+                w += lr * xb.T @ error / len(xb)
+                b += lr * error.mean(0)
+                loss_sum += error.square().mean() * len(xb)
+                correct += (out == tb).sum()
+            out = (x_val @ w + b > 0).to(x_val.dtype)
+            val = torch.stack([(y_val - out).square().mean(), (out == y_val).sum()])
+            torch.cat([torch.stack([loss_sum, correct]), val]).tolist()  # one read
+
+    return train
+
+
+def lightning_classifier(cfg: Config, data: DataSplits) -> TrainEpochs | None:
+    """A LightningModule around the same model and optimizer, logging the same measures per
+    epoch, fitted by ``lightning.Trainer`` with its defaults; None without ``lightning``."""
+    try:
+        import lightning
+    except ImportError:
+        return None
+    for name in ("lightning.pytorch", "lightning.fabric"):  # its notes on devices, tips
+        logging.getLogger(name).setLevel(logging.ERROR)
+    batch_size = min(cfg.trainer.batch_size or len(data.x_train), len(data.x_train))
+
+    class Classifier(lightning.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = build_model(cfg, data.spec)
+
+        def training_step(self, batch: tuple, batch_index: int) -> torch.Tensor:
+            x, y = batch
+            scores = self.model(x)
+            loss = F.cross_entropy(scores, y)
+            self.log("train_loss", loss, on_step=False, on_epoch=True)
+            self.log("train_acc", (scores.argmax(1) == y).float().mean(), on_epoch=True)
+            return loss
+
+        def validation_step(self, batch: tuple, batch_index: int) -> None:
+            x, y = batch
+            scores = self.model(x)
+            self.log("val_loss", F.cross_entropy(scores, y))
+            self.log("val_acc", (scores.argmax(1) == y).float().mean())
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return build_optimizer(self.parameters(), cfg.optim)
+
+    def train(epochs: int) -> None:
+        torch.manual_seed(cfg.trainer.seed)
+        train_set = TensorDataset(data.x_train, data.y_train)
+        val_set = TensorDataset(data.x_val, data.y_val)
+        trainer = lightning.Trainer(
+            max_epochs=epochs,
+            accelerator="cpu",
+            devices=1,
+            default_root_dir=tempfile.mkdtemp(dir=TMP),
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+        trainer.fit(
+            Classifier(),
+            DataLoader(train_set, batch_size=batch_size, shuffle=True),
+            DataLoader(val_set, batch_size=len(val_set)),
+        )
+
+    return train
+
+
+def sklearn_mlp(cfg: Config, data: DataSplits) -> TrainEpochs:
+    """scikit-learn's MLPClassifier with the same layers, activation, solver, learning rate
+    and batch size, no L2 penalty, for exactly ``epochs`` epochs."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    x, y = data.x_train.flatten(1).numpy(), data.y_train.numpy()
+    sgd = cfg.optim.name == "sgd"
+
+    def train(epochs: int) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # it stops where we say
+            MLPClassifier(
+                hidden_layer_sizes=tuple(cfg.model.hidden),
+                activation=cfg.act.name,
+                solver="sgd" if sgd else "adam",
+                alpha=0.0,
+                batch_size=cfg.trainer.batch_size,
+                learning_rate_init=cfg.optim.lr,
+                momentum=0.0,
+                max_iter=epochs,
+                tol=0.0,
+                n_iter_no_change=epochs + 1,
+                random_state=cfg.trainer.seed,
+            ).fit(x, y)
 
     return train
 
@@ -85,15 +285,61 @@ def train_with_dlbasics(cfg: Config) -> TrainEpochs:
 # --- the cases -------------------------------------------------------------------------------
 
 
-def rbm_digits(batch_size: int) -> Callable[[], tuple[TrainEpochs, TrainEpochs]]:
+def classifier_case(*overrides: str, sklearn: bool = False) -> Callable[[], Contenders]:
+    """Contenders for a classifier trained by backpropagation."""
+
+    def setup() -> Contenders:
+        cfg = config(*overrides)
+        data = build_data(cfg.data)
+        contenders = {
+            "dlbasics": dlbasics_trainer(cfg, data, logging_on=True),
+            "dlbasics, no logging": dlbasics_trainer(cfg, data, logging_on=False),
+            HAND_LOOP: hand_loop(cfg, data),
+            "hand loop, DataLoader": hand_loop(cfg, data, data_loader=True),
+        }
+        if cfg.optim.name == "adam":
+            contenders["hand loop, torch defaults"] = hand_loop(cfg, data, torch_defaults=True)
+        if sklearn:
+            contenders["sklearn MLPClassifier"] = sklearn_mlp(cfg, data)
+        lightning = lightning_classifier(cfg, data)
+        if lightning is not None:
+            contenders["lightning"] = lightning
+        return contenders
+
+    return setup
+
+
+def perceptron_case(*overrides: str) -> Callable[[], Contenders]:
+    def setup() -> Contenders:
+        from sklearn.linear_model import Perceptron
+
+        cfg = config("model=perceptron", "optim=sgd", *overrides)
+        data = build_data(cfg.data)
+        x, y = data.x_train.numpy(), data.y_train.numpy().ravel()
+
+        def scikit_learn(epochs: int) -> None:
+            Perceptron(
+                eta0=cfg.optim.lr, max_iter=epochs, tol=None, random_state=cfg.trainer.seed
+            ).fit(x, y)
+
+        return {
+            "dlbasics": dlbasics_trainer(cfg, data, logging_on=True),
+            "dlbasics, no logging": dlbasics_trainer(cfg, data, logging_on=False),
+            HAND_LOOP: hand_perceptron(cfg, data),
+            "hand loop, DataLoader": hand_perceptron(cfg, data, data_loader=True),
+            "sklearn Perceptron": scikit_learn,
+        }
+
+    return setup
+
+
+def rbm_case(batch_size: int) -> Callable[[], Contenders]:
     """A Bernoulli RBM of 100 hidden units on digits scaled to [0, 1]: persistent CD-1 with
     plain SGD at lr 0.06 (what scikit-learn's BernoulliRBM does; its example's settings)."""
     n_hidden, lr = 100, 0.06
 
-    def setup() -> tuple[TrainEpochs, TrainEpochs]:
+    def setup() -> Contenders:
         from sklearn.neural_network import BernoulliRBM
-
-        from dlbasics.data import build_data
 
         cfg = config(
             "model=rbm",
@@ -103,12 +349,9 @@ def rbm_digits(batch_size: int) -> Callable[[], tuple[TrainEpochs, TrainEpochs]]
             "optim=sgd",
             f"optim.lr={lr}",
             f"trainer.batch_size={batch_size}",
-            "trainer.early_stopping.enabled=false",
-            "logger=none",
         )
-        inputs = (
-            build_data(cfg.data).every_training_input().flatten(1).numpy()
-        )  # float32 (1, 8, 8) images, flat
+        data = build_data(cfg.data)
+        inputs = data.every_training_input().flatten(1).numpy()  # float32, as ours
 
         def scikit_learn(epochs: int) -> None:
             BernoulliRBM(
@@ -119,28 +362,64 @@ def rbm_digits(batch_size: int) -> Callable[[], tuple[TrainEpochs, TrainEpochs]]
                 random_state=0,
             ).fit(inputs)
 
-        return train_with_dlbasics(cfg), scikit_learn
+        return {
+            "dlbasics": dlbasics_trainer(cfg, data, logging_on=True),
+            "dlbasics, no logging": dlbasics_trainer(cfg, data, logging_on=False),
+            "sklearn BernoulliRBM": scikit_learn,
+        }
 
     return setup
 
 
 CASES = [
     Case(
+        "mlp_digits",
+        "MLP 64-128-64-10 (ReLU) on digits, Adam lr 0.001, batches of 64 (the defaults)",
+        classifier_case(sklearn=True),
+        epochs_per_round=10,
+    ),
+    Case(
+        "mlp_digits_sgd1",
+        "the same MLP, plain SGD lr 0.01, one sample per step (trainer=sgd)",
+        classifier_case("trainer=sgd", "optim=sgd", "optim.lr=0.01", sklearn=True),
+        epochs_per_round=1,
+    ),
+    Case(
+        "cnn_digits",
+        "CNN conv32-conv64-dense128 with batch norm on 8×8 digits, Adam, batches of 64",
+        classifier_case("model=cnn"),
+        epochs_per_round=2,
+    ),
+    Case(
+        "lstm_seq_digits",
+        "LSTM of 64 units reading digits row by row, Adam, batches of 64",
+        classifier_case("model=rnn", "cell=lstm", "data=seq_digits"),
+        epochs_per_round=3,
+    ),
+    Case(
+        "perceptron_and",
+        "Rosenblatt's perceptron on the AND gate (4 samples), SGD lr 0.01, one sample per step",
+        perceptron_case("data=and", "trainer=sgd"),
+        epochs_per_round=200,
+    ),
+    Case(
         "rbm_digits",
         "RBM 64→100 on digits in [0, 1], PCD-1, SGD lr 0.06, batch 10 (sklearn's default)",
-        rbm_digits(batch_size=10),
-        baseline="sklearn BernoulliRBM",
+        rbm_case(batch_size=10),
+        epochs_per_round=3,
+        bar="sklearn BernoulliRBM",
     ),
     Case(
         "rbm_digits_b64",
         "the same with batches of 64 (dlbasics' default)",
-        rbm_digits(batch_size=64),
-        baseline="sklearn BernoulliRBM",
+        rbm_case(batch_size=64),
+        epochs_per_round=5,
+        bar="sklearn BernoulliRBM",
     ),
 ]
 
 
-# --- timing and reporting ----------------------------------------------------------------------
+# --- timing ----------------------------------------------------------------------------------
 
 
 def seconds_per_epoch(train: TrainEpochs, epochs: int) -> float:
@@ -150,16 +429,21 @@ def seconds_per_epoch(train: TrainEpochs, epochs: int) -> float:
 
 
 def run_case(case: Case, rounds: int) -> dict:
-    ours, baseline = case.setup()
-    contenders = {"dlbasics": ours, case.baseline: baseline}
+    contenders = case.setup()
     for train in contenders.values():  # warm-up, not counted
         seconds_per_epoch(train, 1)
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(rounds):
         for name, train in contenders.items():
             times[name].append(seconds_per_epoch(train, case.epochs_per_round))
+    bar = statistics.median(times[case.bar])
     summary = {
-        name: {"median": statistics.median(t), "min": min(t), "seconds_per_epoch": t}
+        name: {
+            "median": statistics.median(t),
+            "min": min(t),
+            "ratio": statistics.median(t) / bar,
+            "seconds_per_epoch": t,
+        }
         for name, t in times.items()
     }
     return {
@@ -167,9 +451,80 @@ def run_case(case: Case, rounds: int) -> dict:
         "description": case.description,
         "epochs_per_round": case.epochs_per_round,
         "rounds": rounds,
+        "bar": case.bar,
         "contenders": summary,
-        "ratio": summary["dlbasics"]["median"] / summary[case.baseline]["median"],
     }
+
+
+def wall_seconds(command: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+# Runs a script and reports its peak resident memory as it exits. The child's own counter
+# (VmHWM) is read: the rusage a parent gets counts the parent's memory at the fork as well.
+PEAK_RSS = """
+import atexit, runpy, sys
+def report():
+    status = open("/proc/self/status").read().split("VmHWM:")[1].split()[0]
+    sys.stderr.write(f"peak_rss_kib={status}\\n")
+atexit.register(report)
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def peak_rss_mib(script: str, *args: str) -> float | None:
+    """Peak resident memory of ``python script args``, in MiB (None where /proc is not)."""
+    if not Path("/proc/self/status").exists():
+        return None
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS, script, *args],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(done.stderr.rpartition("peak_rss_kib=")[2].split()[0]) / 1024
+
+
+def startup_and_memory(runs: int) -> dict:
+    """Start-up: medians over ``runs`` interleaved runs of each command; memory: a default
+    `make train` run, against importing torch."""
+    python, train = sys.executable, str(ROOT / "scripts" / "train.py")
+    commands = {
+        "import torch": [python, "-c", "import torch"],
+        "import torch, build an optimizer": [
+            python,
+            "-c",
+            "import torch; torch.optim.SGD([torch.zeros(1, requires_grad=True)])",
+        ],
+        "train.py trainer.epochs=1": [python, train, "trainer.epochs=1"],
+    }
+    walls: dict[str, list[float]] = {name: [] for name in commands}
+    for run in range(runs):
+        for name, command in commands.items():
+            if command[1] == train:
+                command = [*command, f"hydra.run.dir={TMP / f'startup{run}'}"]
+            walls[name].append(wall_seconds(command))
+    median = {name: statistics.median(w) for name, w in walls.items()}
+    torch_only = TMP / "import_torch.py"
+    torch_only.write_text("import torch\n")
+    return {
+        "runs": runs,
+        "seconds": median,
+        "all_seconds": walls,
+        "over_import_torch": median["train.py trainer.epochs=1"] - median["import torch"],
+        "over_torch_and_optimizer": (
+            median["train.py trainer.epochs=1"] - median["import torch, build an optimizer"]
+        ),
+        "make_train_peak_rss_mib": peak_rss_mib(train, f"hydra.run.dir={TMP / 'train'}"),
+        "import_torch_peak_rss_mib": peak_rss_mib(str(torch_only)),
+    }
+
+
+# --- reporting -------------------------------------------------------------------------------
 
 
 def machine(threads: int) -> dict:
@@ -181,40 +536,84 @@ def machine(threads: int) -> dict:
     if cpuinfo.exists():
         names = [line for line in cpuinfo.read_text().splitlines() if "model name" in line]
         cpu = names[0].split(":", 1)[1].strip() if names else cpu
+    try:
+        import lightning
+
+        lightning_version = lightning.__version__
+    except ImportError:
+        lightning_version = None
     return {
         "host": platform.node(),
         "cpu": cpu,
         "cores": os.cpu_count(),
+        "load_average": os.getloadavg(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": numpy.__version__,
         "sklearn": sklearn.__version__,
+        "lightning": lightning_version,
         "threads": threads,
     }
 
 
 def table(results: list[dict], about: dict) -> str:
+    load = ", ".join(f"{x:.1f}" for x in about["load_average"])
+    lightning = f", lightning {about['lightning']}" if about["lightning"] else ", no lightning"
     lines = [
-        f"{about['host']}: {about['cpu']}, {about['cores']} cores; torch {about['torch']}, "
-        f"numpy {about['numpy']}, scikit-learn {about['sklearn']}; {about['threads']} thread(s)",
+        f"{about['host']}: {about['cpu']}, {about['cores']} cores, load {load}; torch "
+        f"{about['torch']}, scikit-learn {about['sklearn']}{lightning}; "
+        f"{about['threads']} thread(s)",
         "",
-        f"{'case':<14} {'contender':<22} {'median s/epoch':>15} {'min s/epoch':>12} {'ratio':>7}",
+        f"{'case':<16} {'contender':<26} {'median s/epoch':>15} {'min s/epoch':>12} {'× bar':>7}",
     ]
     for result in results:
-        for i, (name, t) in enumerate(result["contenders"].items()):
-            ratio = f"{result['ratio']:.2f}" if i == 0 else ""
-            case = result["case"] if i == 0 else ""
-            lines.append(f"{case:<14} {name:<22} {t['median']:>15.4f} {t['min']:>12.4f} {ratio:>7}")
-    lines.append("ratio: dlbasics / baseline, of the medians (below 1: dlbasics is faster)")
+        lines.append(f"{result['case']:<16} {result['description']}")
+        for name, t in result["contenders"].items():
+            mark = " (bar)" if name == result["bar"] else ""
+            lines.append(
+                f"{'':<16} {name:<26} {t['median']:>15.5f} {t['min']:>12.5f} "
+                f"{t['ratio']:>7.2f}{mark}"
+            )
+    lines.append("× bar: median / the bar's median (below 1: faster than the bar)")
     return "\n".join(lines)
+
+
+def targets(results: list[dict], startup: dict | None) -> list[str]:
+    """The speed targets of the README, each met or missed, from this run's figures."""
+    lines = []
+    for result in results:
+        times = {name: t["median"] for name, t in result["contenders"].items()}
+        ours = times["dlbasics"]
+        if HAND_LOOP in times:
+            ratio = ours / times[HAND_LOOP]
+            fastest = (
+                result["contenders"]["dlbasics"]["min"] / result["contenders"][HAND_LOOP]["min"]
+            )
+            lines.append(
+                f"{result['case']}: dlbasics / hand loop {ratio:.2f} (of the minima "
+                f"{fastest:.2f}; target <= 1.05)"
+            )
+        for name in ("sklearn MLPClassifier", "lightning"):
+            if name in times:
+                lines.append(f"{result['case']}: {name} / dlbasics {times[name] / ours:.2f}")
+    if startup:
+        lines.append(
+            f"start-up: train.py trainer.epochs=1 takes {startup['over_import_torch']:.2f} s "
+            f"more than import torch (target < 1.5), "
+            f"{startup['over_torch_and_optimizer']:.2f} s more than importing torch and "
+            "building an optimizer"
+        )
+    return lines
 
 
 def main() -> None:
     names = [case.name for case in CASES]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("cases", nargs="*", help=f"any of {', '.join(names)} (default: all)")
-    parser.add_argument("--rounds", type=int, default=7, help="timed rounds per contender")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per contender")
     parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads")
+    parser.add_argument("--startup-runs", type=int, default=3, help="runs per start-up command")
+    parser.add_argument("--no-startup", action="store_true", help="skip start-up and memory")
     parser.add_argument("--json", type=Path, default=ROOT / "outputs" / "bench.json")
     args = parser.parse_args()
     unknown = set(args.cases) - set(names)
@@ -223,13 +622,42 @@ def main() -> None:
             f"unknown case(s) {', '.join(sorted(unknown))}; choose from {', '.join(names)}"
         )
 
+    warnings.filterwarnings("ignore", module="lightning")  # advice on DataLoader workers etc.
     torch.set_num_threads(args.threads)
+    results = []
     with threadpool_limits(args.threads):  # numpy's BLAS: the same threads as torch
-        results = [run_case(c, args.rounds) for c in CASES if c.name in (args.cases or names)]
+        for case in CASES:
+            if case.name in (args.cases or names):
+                print(f"{case.name} …", file=sys.stderr, flush=True)
+                results.append(run_case(case, args.rounds))
     about = machine(args.threads)
     print(table(results, about))
+    startup = None if args.no_startup else startup_and_memory(args.startup_runs)
+    if startup:
+        seconds = startup["seconds"]
+        print()
+        print(
+            f"start-up (median of {startup['runs']}): import torch {seconds['import torch']:.2f} s"
+            f", import torch + an optimizer {seconds['import torch, build an optimizer']:.2f} s"
+            f", train.py trainer.epochs=1 {seconds['train.py trainer.epochs=1']:.2f} s"
+        )
+        if startup["make_train_peak_rss_mib"] is not None:
+            print(
+                f"peak RSS: make train {startup['make_train_peak_rss_mib']:.0f} MiB, "
+                f"import torch {startup['import_torch_peak_rss_mib']:.0f} MiB"
+            )
+    bench_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS of this benchmark process: {bench_rss:.0f} MiB")
+    print()
+    print("\n".join(targets(results, startup)))
+    report = {
+        "machine": about,
+        "results": results,
+        "startup": startup,
+        "bench_peak_rss_mib": bench_rss,
+    }
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"machine": about, "results": results}, indent=2) + "\n")
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
     print(f"written: {args.json}")
 
 

@@ -42,10 +42,9 @@ def _classifier():  # the same classifier on both models' features
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """Per seed: our run directory and scikit-learn's fitted RBM (the split is seed 0's)."""
-    images = build_data(make_config(*SETTINGS).data)  # (1, 8, 8) samples; scikit-learn's are flat
-    data = replace(
-        images, **{k: getattr(images, k).flatten(1) for k in ("x_train", "x_val", "x_test")}
-    )
+    data = build_data(make_config(*SETTINGS).data)
+    # Digits come as (1, 8, 8) images; scikit-learn and these checks take rows of 64 pixels.
+    data = replace(data, **{k: getattr(data, k).flatten(1) for k in ("x_train", "x_val", "x_test")})
     runs = {}
     for seed in SEEDS:
         run_dir = tmp_path_factory.mktemp(f"rbm{seed}")

@@ -10,6 +10,7 @@ import math
 import torch
 
 from dlbasics.config import AddingDataConfig, BundledDataConfig, SineDataConfig
+from dlbasics.data.bundled import bundled_tensors
 from dlbasics.data.core import DATASETS, DataSplits, split
 
 # Angular frequencies of the sine waves, in radians per step: periods of 10 to 30 steps.
@@ -19,11 +20,9 @@ SINE_OMEGA = (2 * math.pi / 30, 2 * math.pi / 10)
 @DATASETS.register("seq_digits")
 def _seq_digits(cfg: BundledDataConfig) -> DataSplits:
     """scikit-learn's digits as sequences: step t is row t of the image."""
-    from sklearn.datasets import load_digits  # slow to import; only digit data sets need it
-
-    bunch = load_digits()
-    x = torch.as_tensor(bunch.images, dtype=torch.get_default_dtype())  # (n, 8 rows, 8 pixels)
-    return split(cfg.name, x, torch.as_tensor(bunch.target), cfg)
+    images, labels = bundled_tensors("digits")
+    x = images.reshape(-1, 8, 8)  # (n, 8 rows, 8 pixels)
+    return split(cfg.name, x, labels, cfg)
 
 
 @DATASETS.register("sine")

@@ -28,6 +28,9 @@ class Model(nn.Module):
     epoch_metric_names: tuple[str, ...] = ()
     # Whether trainer.resume can continue it (a fit in several phases cannot).
     resumable: bool = True
+    # Whether it learns by backpropagating a loss (mixed precision applies only then); models
+    # whose training_step writes .grad by another rule set this to False.
+    backprop: bool = True
 
     def training_step(self, x: Tensor, y: Tensor, objective: Objective) -> tuple[Tensor, Tensor]:
         """Fill every parameter's ``.grad`` for one batch and return (data loss, scores),
@@ -72,6 +75,8 @@ def backpropagate(
     scores = (forward or model)(x)
     loss = objective(scores, y)
     total = loss + objective.penalty(model) if objective.has_penalty else loss
+    if objective.grad_scaler is not None:  # float16: scaled up so small gradients do not vanish
+        total = objective.grad_scaler.scale(total)
     total.backward()
     return loss.detach(), scores.detach()
 

@@ -43,6 +43,7 @@ class DBN(Model):
     the first RBM's filters."""
 
     resumable = False
+    backprop = False
 
     def __init__(
         self,

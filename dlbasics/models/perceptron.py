@@ -19,6 +19,7 @@ class Perceptron(Model):
     """
 
     output_act = "step"
+    backprop = False
 
     def __init__(self, n_features: int, n_outputs: int):
         super().__init__()

@@ -49,6 +49,8 @@ class RBM(Model):
     images, for TensorBoard's pictures of the filters and samples.
     """
 
+    backprop = False
+
     def __init__(
         self,
         n_visible: int,

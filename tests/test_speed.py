@@ -1,0 +1,176 @@
+"""Speed settings: fused optimizers, mixed precision (trainer.precision), torch.compile
+(trainer.compile), CUDA (skipped without a GPU) and the benchmark script."""
+
+import json
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+
+from conftest import ROOT, make_config, train_in_process
+from dlbasics.data import build_data
+from dlbasics.errors import ConfigError
+from dlbasics.losses import build_objective
+from dlbasics.models import build_model
+from dlbasics.optim import OPTIMIZERS, build_optimizer
+from dlbasics.trainer import Trainer
+
+QUIET = ["logger=none"]
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def fitted(*overrides: str, device: str = "cpu") -> tuple[torch.nn.Module, Trainer, object]:
+    """A model, its trainer and the fit's result, for the given overrides."""
+    cfg = make_config(*QUIET, *overrides)
+    data = build_data(cfg.data)
+    torch.manual_seed(cfg.trainer.seed)
+    model = build_model(cfg, data.spec)
+    objective = build_objective(cfg.loss.name, "auto", data.spec, cfg.reg, cfg.model.name)
+    trainer = Trainer(cfg.trainer, cfg.optim, torch.device(device))
+    return model, trainer, trainer.fit(model, data, objective)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS.names())
+def test_every_optimizer_updates_all_parameters_at_once(name):
+    # PyTorch's CPU default loops over the parameters in Python, several times slower.
+    model = torch.nn.Linear(3, 2)
+    optimizer = build_optimizer(model.parameters(), make_config(f"optim={name}").optim)
+    assert optimizer.defaults.get("fused") or optimizer.defaults.get("foreach")
+
+
+def test_bf16_runs_the_forward_passes_in_bfloat16_and_keeps_float32_weights():
+    cfg = make_config(*QUIET, "trainer.epochs=3", "trainer.precision=bf16")
+    data = build_data(cfg.data)
+    torch.manual_seed(0)
+    model = build_model(cfg, data.spec)
+    seen = set()
+    model.net[0].register_forward_hook(lambda module, inputs, output: seen.add(output.dtype))
+    objective = build_objective(cfg.loss.name, "auto", data.spec, cfg.reg, cfg.model.name)
+    result = Trainer(cfg.trainer, cfg.optim, torch.device("cpu")).fit(model, data, objective)
+    assert seen == {torch.bfloat16}
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert result.last["val_acc"] > 0.8  # float32 reaches 0.88 after these 3 epochs
+
+
+def test_bf16_learns_what_float32_learns(tmp_path):
+    common = [*QUIET, "trainer.epochs=5"]
+    full = train_in_process(tmp_path / "32", *common)
+    half = train_in_process(tmp_path / "bf16", *common, "trainer.precision=bf16")
+    assert half["precision"] == "bf16"
+    assert half["test_loss"] == pytest.approx(full["test_loss"], abs=0.05)
+    assert half["test_acc"] == pytest.approx(full["test_acc"], abs=0.03)
+
+
+def test_float16_on_a_cpu_is_refused_with_the_alternatives(tmp_path):
+    with pytest.raises(ConfigError, match=r"trainer.precision=16-mixed .* CUDA .*precision=bf16"):
+        train_in_process(tmp_path, *QUIET, "trainer.precision=16-mixed", "trainer.device=cpu")
+
+
+@pytest.mark.parametrize("model", ["perceptron", "rbm"])
+def test_mixed_precision_is_refused_for_models_with_a_rule_of_their_own(tmp_path, model):
+    with pytest.raises(ConfigError, match=f"model={model} learns .* trainer.precision=32"):
+        train_in_process(tmp_path, *QUIET, f"model={model}", "trainer.precision=bf16")
+
+
+def test_an_unknown_precision_lists_the_choices():
+    with pytest.raises(ConfigError, match="trainer.precision='fp16' .* 32, bf16, 16-mixed"):
+        make_config("trainer.precision=fp16")
+
+
+@pytest.mark.slow  # compiling takes about 40 s on a 2-core CPU
+def test_a_compiled_model_trains_as_the_eager_one(tmp_path):
+    common = [*QUIET, "trainer.epochs=2"]
+    eager = train_in_process(tmp_path / "eager", *common)
+    compiled = train_in_process(tmp_path / "compiled", *common, "trainer.compile=true")
+    assert compiled["compiled"] is True
+    assert compiled["test_loss"] == pytest.approx(eager["test_loss"], rel=1e-4)
+    # the checkpoint keeps the plain parameter names, loadable into an eager model
+    best = torch.load(tmp_path / "compiled" / "checkpoints" / "best.pt", weights_only=True)
+    assert not any(key.startswith("_orig_mod") for key in best["model"])
+
+
+def test_the_benchmark_times_every_contender_and_writes_json(tmp_path):
+    report = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "scripts/bench.py", "perceptron_and", "--rounds", "1", "--no-startup"]
+        + ["--json", str(report)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "perceptron_and" in done.stdout and "torch" in done.stdout
+    result = json.loads(report.read_text())["results"][0]
+    contenders = result["contenders"]
+    assert {"dlbasics", "dlbasics, no logging", "hand loop", "sklearn Perceptron"} <= set(
+        contenders
+    )
+    assert contenders["hand loop"]["ratio"] == 1.0
+    assert all(t["median"] > 0 for t in contenders.values())
+
+
+# --- CUDA --------------------------------------------------------------------------------------
+
+
+@CUDA
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_training_on_cuda_matches_training_on_the_cpu(tmp_path, model):
+    # The shuffled order is drawn on the CPU, so both take the same batches. TensorFloat-32
+    # convolutions (cuDNN's default) would round more than float32 does.
+    common = [*QUIET, f"model={model}", "trainer.epochs=3"]
+    cpu = train_in_process(tmp_path / "cpu", *common, "trainer.device=cpu")
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        gpu = train_in_process(tmp_path / "cuda", *common, "trainer.device=cuda")
+    finally:
+        torch.backends.cudnn.allow_tf32 = True
+    assert gpu["device"].startswith("cuda")
+    assert gpu["test_loss"] == pytest.approx(cpu["test_loss"], rel=1e-3)
+    assert gpu["val_loss"] == pytest.approx(cpu["val_loss"], rel=1e-3)
+
+
+@CUDA
+def test_device_auto_trains_on_cuda(tmp_path):
+    metrics = train_in_process(tmp_path, *QUIET, "trainer.epochs=1")
+    assert metrics["device"].startswith("cuda")
+
+
+def count_syncs(*overrides: str) -> int:
+    """Host-device synchronisations during a fit on CUDA."""
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fitted(*overrides, device="cuda")
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    return sum("synchroniz" in str(w.message) for w in caught)
+
+
+@CUDA
+@pytest.mark.parametrize("precision", ["32", "16-mixed"])
+def test_nothing_waits_for_the_gpu_per_step(precision):
+    # Twice the steps per epoch, the same syncs: they happen per epoch (metrics), not per step.
+    common = ["trainer.epochs=2", f"trainer.precision={precision}"]
+    per_epoch = count_syncs(*common, "trainer.batch_size=64")
+    assert per_epoch > 0  # the per-epoch reads are seen
+    assert count_syncs(*common, "trainer.batch_size=32") == per_epoch
+
+
+@CUDA
+def test_float16_with_a_gradient_scaler_learns_on_cuda(tmp_path):
+    metrics = train_in_process(tmp_path, *QUIET, "trainer.epochs=5", "trainer.precision=16-mixed")
+    assert metrics["test_acc"] > 0.85
+    last = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    assert last["grad_scaler"]["scale"] > 0
+
+
+@CUDA
+def test_a_cnn_on_cuda_lets_cudnn_pick_its_algorithms(tmp_path):
+    torch.backends.cudnn.benchmark = False
+    train_in_process(tmp_path, *QUIET, "model=cnn", "trainer.epochs=1")
+    assert torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = False
