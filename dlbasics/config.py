@@ -185,6 +185,15 @@ class DBNConfig(ModelConfig):
 # --- data (one schema per kind of source) ----------------------------------------------------
 
 
+def _check_labels_per_class(value: int | None) -> None:
+    _check(
+        value is None or value >= 1,
+        "data.labels_per_class",
+        value,
+        "an integer >= 1, or null to keep every label",
+    )
+
+
 @dataclass
 class DataConfig:
     name: str = MISSING
@@ -224,12 +233,7 @@ class SplitDataConfig(DataConfig):
                 self.val_size + self.test_size,
                 "the two fractions must leave data to train on (sum < 1)",
             )
-        _check(
-            self.labels_per_class is None or self.labels_per_class >= 1,
-            "data.labels_per_class",
-            self.labels_per_class,
-            "an integer >= 1, or null to keep every label",
-        )
+        _check_labels_per_class(self.labels_per_class)
 
 
 @dataclass
@@ -333,12 +337,7 @@ class IdxDataConfig(DataConfig):
         _check(
             self.limit is None or self.limit >= 2, "data.limit", self.limit, "null or at least 2"
         )
-        _check(
-            self.labels_per_class is None or self.labels_per_class >= 1,
-            "data.labels_per_class",
-            self.labels_per_class,
-            "an integer >= 1, or null to keep every label",
-        )
+        _check_labels_per_class(self.labels_per_class)
 
 
 @dataclass
