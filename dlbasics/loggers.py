@@ -50,8 +50,12 @@ class TensorBoardLogger:
         self.writer = SummaryWriter(str(log_dir))
 
     def log_scalars(self, scalars: dict[str, float], step: int) -> None:
-        for tag, value in scalars.items():
-            self.writer.add_scalar(tag, value, step)
+        """All of them in one event: handing an event to the writer's thread costs ~70 µs, as
+        much as a training step of a small model."""
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        values = [Summary.Value(tag=tag, simple_value=float(v)) for tag, v in scalars.items()]
+        self.writer._get_file_writer().add_summary(Summary(value=values), step)
 
     def log_images(self, images: dict[str, Tensor], step: int) -> None:
         """Images as (channels, height, width) tensors with values in [0, 1]."""

@@ -11,8 +11,10 @@ in several ways (contenders):
   measures (training loss and accuracy summed on the device, validation loss and accuracy),
   read once;
 - ``hand loop, DataLoader``: the same loop drawing its batches from ``DataLoader(TensorDataset)``;
-- ``hand loop, torch defaults`` (mlp_digits): the hand loop with ``torch.optim.Adam``'s default
-  implementation, which on a CPU updates one parameter tensor at a time;
+- ``hand loop, torch.optim fused`` and ``hand loop, torch defaults`` (Adam cases): the hand loop
+  with ``torch.optim.Adam(fused=True)``, whose kernel dlbasics' Adam calls with less Python
+  around it, and with its default implementation, which on a CPU updates one parameter tensor
+  at a time;
 - scikit-learn's estimator for the same model and solver (MLPClassifier, Perceptron,
   BernoulliRBM);
 - ``lightning``: a LightningModule logging the same measures, fitted by Lightning's default
@@ -27,8 +29,9 @@ shows the median and minimum seconds per epoch and each median as a multiple of 
 default checkpoint callback aside): they are I/O, not training.
 
 It then measures start-up, the wall time of `python scripts/train.py trainer.epochs=1` against
-`python -c "import torch"` (and against importing torch and building one optimizer, which
-imports torch._dynamo), and the peak resident memory of a default `make train` run and of this
+`python -c "import torch"` and against a script that imports torch and takes one step of
+torch.optim.SGD (which imports torch._dynamo, as every torch.optim script does; dlbasics'
+optimizers do not), and the peak resident memory of a default `make train` run and of this
 process. Everything goes to a JSON file too.
 
     python scripts/bench.py                           # every case, 5 rounds (make bench)
@@ -121,17 +124,18 @@ def dlbasics_trainer(cfg: Config, data: DataSplits, logging_on: bool) -> TrainEp
 
 
 def hand_loop(
-    cfg: Config, data: DataSplits, data_loader: bool = False, torch_defaults: bool = False
+    cfg: Config, data: DataSplits, data_loader: bool = False, torch_adam: dict | None = None
 ) -> TrainEpochs:
-    """A hand-written loop for a classifier trained by backpropagation: the bar."""
+    """A hand-written loop for a classifier trained by backpropagation: the bar. With
+    ``torch_adam``, torch.optim.Adam with these options instead of dlbasics' optimizer."""
     x, y, x_val, y_val = data.x_train, data.y_train, data.x_val, data.y_val
     batch_size = min(cfg.trainer.batch_size or len(x), len(x))
 
     def train(epochs: int) -> None:
         torch.manual_seed(cfg.trainer.seed)
         model = build_model(cfg, data.spec)
-        if torch_defaults:
-            optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr)
+        if torch_adam is not None:
+            optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, **torch_adam)
         else:
             optimizer = build_optimizer(model.parameters(), cfg.optim)
         shuffle = torch.Generator().manual_seed(cfg.trainer.seed)
@@ -298,7 +302,10 @@ def classifier_case(*overrides: str, sklearn: bool = False) -> Callable[[], Cont
             "hand loop, DataLoader": hand_loop(cfg, data, data_loader=True),
         }
         if cfg.optim.name == "adam":
-            contenders["hand loop, torch defaults"] = hand_loop(cfg, data, torch_defaults=True)
+            contenders["hand loop, torch.optim fused"] = hand_loop(
+                cfg, data, torch_adam={"fused": True}
+            )
+            contenders["hand loop, torch defaults"] = hand_loop(cfg, data, torch_adam={})
         if sklearn:
             contenders["sklearn MLPClassifier"] = sklearn_mlp(cfg, data)
         lightning = lightning_classifier(cfg, data)
@@ -489,17 +496,21 @@ def peak_rss_mib(script: str, *args: str) -> float | None:
     return int(done.stderr.rpartition("peak_rss_kib=")[2].split()[0]) / 1024
 
 
+TORCH_OPTIM_STEP = """
+import torch
+weight = torch.zeros(1, requires_grad=True)
+weight.sum().backward()
+torch.optim.SGD([weight]).step()
+"""
+
+
 def startup_and_memory(runs: int) -> dict:
     """Start-up: medians over ``runs`` interleaved runs of each command; memory: a default
     `make train` run, against importing torch."""
     python, train = sys.executable, str(ROOT / "scripts" / "train.py")
     commands = {
         "import torch": [python, "-c", "import torch"],
-        "import torch, build an optimizer": [
-            python,
-            "-c",
-            "import torch; torch.optim.SGD([torch.zeros(1, requires_grad=True)])",
-        ],
+        "import torch, one torch.optim step": [python, "-c", TORCH_OPTIM_STEP],
         "train.py trainer.epochs=1": [python, train, "trainer.epochs=1"],
     }
     walls: dict[str, list[float]] = {name: [] for name in commands}
@@ -516,8 +527,8 @@ def startup_and_memory(runs: int) -> dict:
         "seconds": median,
         "all_seconds": walls,
         "over_import_torch": median["train.py trainer.epochs=1"] - median["import torch"],
-        "over_torch_and_optimizer": (
-            median["train.py trainer.epochs=1"] - median["import torch, build an optimizer"]
+        "torch_optim_over_import_torch": (
+            median["import torch, one torch.optim step"] - median["import torch"]
         ),
         "make_train_peak_rss_mib": peak_rss_mib(train, f"hydra.run.dir={TMP / 'train'}"),
         "import_torch_peak_rss_mib": peak_rss_mib(str(torch_only)),
@@ -599,9 +610,8 @@ def targets(results: list[dict], startup: dict | None) -> list[str]:
     if startup:
         lines.append(
             f"start-up: train.py trainer.epochs=1 takes {startup['over_import_torch']:.2f} s "
-            f"more than import torch (target < 1.5), "
-            f"{startup['over_torch_and_optimizer']:.2f} s more than importing torch and "
-            "building an optimizer"
+            f"more than import torch (target < 1.5); one torch.optim step alone adds "
+            f"{startup['torch_optim_over_import_torch']:.2f} s"
         )
     return lines
 
@@ -638,7 +648,8 @@ def main() -> None:
         print()
         print(
             f"start-up (median of {startup['runs']}): import torch {seconds['import torch']:.2f} s"
-            f", import torch + an optimizer {seconds['import torch, build an optimizer']:.2f} s"
+            f", import torch + one torch.optim step "
+            f"{seconds['import torch, one torch.optim step']:.2f} s"
             f", train.py trainer.epochs=1 {seconds['train.py trainer.epochs=1']:.2f} s"
         )
         if startup["make_train_peak_rss_mib"] is not None:

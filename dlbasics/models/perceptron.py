@@ -34,10 +34,10 @@ class Perceptron(Model):
     def training_step(self, x: Tensor, y: Tensor, objective: Objective) -> tuple[Tensor, Tensor]:
         x = x.flatten(1)
         scores = self.linear(x)
-        error = objective.as_values(y) - step(scores)  # t − y: +1, 0 or −1 per unit
         # Written as a gradient, −(t − y)·x, so that optim=sgd's w ← w − lr·grad is the rule.
-        self.linear.weight.grad = -(error.T @ x) / len(x)
-        self.linear.bias.grad = -error.mean(dim=0)
+        minus_error = step(scores) - objective.as_values(y)  # y − t: +1, 0 or −1 per unit
+        self.linear.weight.grad = minus_error.T @ x / len(x)
+        self.linear.bias.grad = minus_error.mean(dim=0)
         return objective(scores, y), scores
 
 
