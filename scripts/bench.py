@@ -34,8 +34,8 @@ torch.optim.SGD (which imports torch._dynamo, as every torch.optim script does; 
 optimizers do not), and the peak resident memory of a default `make train` run and of this
 process. Everything goes to a JSON file too.
 
-    python scripts/bench.py                           # every case, 5 rounds (make bench)
-    python scripts/bench.py mlp_digits --rounds 11    # one case, more rounds
+    python scripts/bench.py                           # every case (make bench)
+    python scripts/bench.py mlp_digits --rounds 25    # one case, more rounds
     python scripts/bench.py --no-startup --json out.json
 
 Adding a case: write a function that prepares the data once and returns its contenders (name →
@@ -88,6 +88,7 @@ class Case:
     setup: Callable[[], Contenders]  # prepares the data once, outside the timing
     epochs_per_round: int
     bar: str = HAND_LOOP  # the contender the others are divided by
+    rounds: int = 5  # unless --rounds says otherwise; more where rounds are short and noisy
 
 
 def config(*overrides: str) -> Config:
@@ -384,6 +385,7 @@ CASES = [
         "MLP 64-128-64-10 (ReLU) on digits, Adam lr 0.001, batches of 64 (the defaults)",
         classifier_case(sklearn=True),
         epochs_per_round=10,
+        rounds=15,
     ),
     Case(
         "mlp_digits_sgd1",
@@ -408,6 +410,7 @@ CASES = [
         "Rosenblatt's perceptron on the AND gate (4 samples), SGD lr 0.01, one sample per step",
         perceptron_case("data=and", "trainer=sgd"),
         epochs_per_round=200,
+        rounds=11,
     ),
     Case(
         "rbm_digits",
@@ -620,7 +623,11 @@ def main() -> None:
     names = [case.name for case in CASES]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("cases", nargs="*", help=f"any of {', '.join(names)} (default: all)")
-    parser.add_argument("--rounds", type=int, default=5, help="timed rounds per contender")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help="timed rounds per contender (default: 5; mlp_digits 15, perceptron_and 11)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads")
     parser.add_argument("--startup-runs", type=int, default=3, help="runs per start-up command")
     parser.add_argument("--no-startup", action="store_true", help="skip start-up and memory")
@@ -639,7 +646,7 @@ def main() -> None:
         for case in CASES:
             if case.name in (args.cases or names):
                 print(f"{case.name} …", file=sys.stderr, flush=True)
-                results.append(run_case(case, args.rounds))
+                results.append(run_case(case, args.rounds or case.rounds))
     about = machine(args.threads)
     print(table(results, about))
     startup = None if args.no_startup else startup_and_memory(args.startup_runs)

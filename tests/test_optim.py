@@ -124,13 +124,15 @@ def test_schedules_change_the_learning_rate_of_our_optimizers():
     assert optimizer.param_groups[0]["lr"] == pytest.approx(cfg.optim.lr * cfg.optim.gamma)
 
 
-def test_training_never_imports_torch_dynamo():
+def test_training_never_imports_torch_dynamo(tmp_path):
     # Its import takes 1.5-3 s of start-up; torch.optim's own methods import it on first use.
     probe = f"""
 import sys
+from pathlib import Path
 sys.path.insert(0, {str(ROOT)!r})
 import torch
 from dlbasics.optim import OPTIMIZERS, build_optimizer
+from dlbasics.run import train
 from conftest import make_config
 for name in OPTIMIZERS.names():
     model = torch.nn.Linear(3, 2)
@@ -139,6 +141,9 @@ for name in OPTIMIZERS.names():
     optimizer.step()
     optimizer.zero_grad()
     optimizer.load_state_dict(optimizer.state_dict())
+# A whole run as make train does it, with a schedule: TensorBoard, checkpoints, the test.
+run = make_config("trainer.epochs=2", "optim.schedule=plateau")
+train(run, Path({str(tmp_path)!r}), progress=False)
 print("torch._dynamo" in sys.modules)
 """
     done = subprocess.run(
