@@ -629,7 +629,7 @@ def main() -> None:
         help="timed rounds per contender (default: 5; mlp_digits 15, perceptron_and 11)",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads")
-    parser.add_argument("--startup-runs", type=int, default=3, help="runs per start-up command")
+    parser.add_argument("--startup-runs", type=int, default=5, help="runs per start-up command")
     parser.add_argument("--no-startup", action="store_true", help="skip start-up and memory")
     parser.add_argument("--json", type=Path, default=ROOT / "outputs" / "bench.json")
     args = parser.parse_args()
