@@ -47,7 +47,7 @@ class LeanStep:
     def zero_grad(self, set_to_none: bool = True) -> None:
         if not set_to_none:
             return _unguarded(Optimizer.zero_grad)(self, set_to_none)
-        for group in self.param_groups:  # without torch's profiler label: a third of a step
+        for group in self.param_groups:  # (torch.optim wraps this in a profiler label)
             for p in group["params"]:
                 p.grad = None
 

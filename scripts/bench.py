@@ -35,7 +35,7 @@ optimizers do not), and the peak resident memory of a default `make train` run a
 process. Everything goes to a JSON file too.
 
     python scripts/bench.py                           # every case (make bench)
-    python scripts/bench.py mlp_digits --rounds 25    # one case, more rounds
+    python scripts/bench.py mlp_digits --rounds 50    # one case, more rounds
     python scripts/bench.py --no-startup --json out.json
 
 Adding a case: write a function that prepares the data once and returns its contenders (name →
@@ -385,7 +385,7 @@ CASES = [
         "MLP 64-128-64-10 (ReLU) on digits, Adam lr 0.001, batches of 64 (the defaults)",
         classifier_case(sklearn=True),
         epochs_per_round=10,
-        rounds=15,
+        rounds=25,
     ),
     Case(
         "mlp_digits_sgd1",
@@ -626,7 +626,7 @@ def main() -> None:
     parser.add_argument(
         "--rounds",
         type=int,
-        help="timed rounds per contender (default: 5; mlp_digits 15, perceptron_and 11)",
+        help="timed rounds per contender (default: 5; mlp_digits 25, perceptron_and 11)",
     )
     parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads")
     parser.add_argument("--startup-runs", type=int, default=5, help="runs per start-up command")
