@@ -49,8 +49,9 @@ class TensorBoardLogger:
 
     Scalars reach the writer's thread once a second rather than every epoch: each hand-off
     wakes that thread, which then competes with training for the interpreter (0.4-0.6 ms an
-    epoch on a 2-core CPU, more than a whole epoch of a 4-sample data set). The writer writes
-    the file every two minutes and on close anyway (SummaryWriter's flush_secs)."""
+    epoch on a 2-core CPU, as long as an epoch of a hand-written loop on a 4-sample data set).
+    The writer writes the file every two minutes and on close anyway (SummaryWriter's
+    flush_secs)."""
 
     def __init__(self, log_dir: Path):
         from torch.utils.tensorboard import SummaryWriter  # slow import; only when used
