@@ -34,12 +34,23 @@ def torch_twin(ours: torch.optim.Optimizer, params) -> torch.optim.Optimizer:
     return torch_class(params, **options, **implementation)
 
 
-def two_models() -> tuple[nn.Module, nn.Module]:
+Pair = tuple[nn.Module, torch.optim.Optimizer]
+
+
+def twins(*overrides: str) -> tuple[Pair, Pair]:
+    """Two copies of one small network: one with dlbasics' optimizer for ``overrides``, one
+    with PyTorch's."""
     torch.manual_seed(0)
-    first = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 3))
-    second = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 3))
-    second.load_state_dict(first.state_dict())
-    return first, second
+    ours_model = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 3))
+    their_model = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 3))
+    their_model.load_state_dict(ours_model.state_dict())
+    ours = build_optimizer(ours_model.parameters(), make_config(*overrides).optim)
+    return (ours_model, ours), (their_model, torch_twin(ours, their_model.parameters()))
+
+
+def assert_same_weights(ours: nn.Module, theirs: nn.Module) -> None:
+    for mine, their in zip(ours.parameters(), theirs.parameters(), strict=True):
+        assert torch.equal(mine, their)
 
 
 def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, steps: int) -> None:
@@ -63,24 +74,21 @@ def assert_same_state(ours: dict, theirs: dict) -> None:
 
 @pytest.mark.parametrize("name", SETTINGS)
 def test_each_optimizer_computes_what_pytorchs_computes_bit_for_bit(name):
-    cfg = make_config(f"optim={name}", "optim.lr=0.05", *SETTINGS[name])
-    ours_model, their_model = two_models()
-    ours = build_optimizer(ours_model.parameters(), cfg.optim)
-    theirs = torch_twin(ours, their_model.parameters())
+    (ours_model, ours), (their_model, theirs) = twins(
+        f"optim={name}", "optim.lr=0.05", *SETTINGS[name]
+    )
     train_steps(ours_model, ours, 6)
     train_steps(their_model, theirs, 6)
-    for mine, their in zip(ours_model.parameters(), their_model.parameters(), strict=True):
-        assert torch.equal(mine, their)
+    assert_same_weights(ours_model, their_model)
     assert_same_state(ours.state_dict(), theirs.state_dict())
 
 
 @pytest.mark.parametrize("name", SETTINGS)
 def test_state_dicts_load_both_ways_and_training_goes_on_alike(name):
     # A checkpoint written with torch.optim continues with dlbasics' optimizer, and back.
-    cfg = make_config(f"optim={name}", "optim.lr=0.05", *SETTINGS[name])
-    ours_model, their_model = two_models()
-    ours = build_optimizer(ours_model.parameters(), cfg.optim)
-    theirs = torch_twin(ours, their_model.parameters())
+    (ours_model, ours), (their_model, theirs) = twins(
+        f"optim={name}", "optim.lr=0.05", *SETTINGS[name]
+    )
     train_steps(their_model, theirs, 3)
     ours_model.load_state_dict(their_model.state_dict())
     ours.load_state_dict(theirs.state_dict())
@@ -94,10 +102,7 @@ def test_state_dicts_load_both_ways_and_training_goes_on_alike(name):
 @pytest.mark.parametrize("name", ["sgd", "momentum", "adagrad", "adam", "adamw"])
 def test_a_grad_scaler_step_with_inf_gradients_changes_nothing_as_in_pytorch(name):
     # trainer.precision=16-mixed: GradScaler hands the fused kernels the scale and an inf flag.
-    cfg = make_config(f"optim={name}", "optim.lr=0.05")
-    ours_model, their_model = two_models()
-    ours = build_optimizer(ours_model.parameters(), cfg.optim)
-    theirs = torch_twin(ours, their_model.parameters())
+    (ours_model, ours), (their_model, theirs) = twins(f"optim={name}", "optim.lr=0.05")
     for model, optimizer in ((ours_model, ours), (their_model, theirs)):
         scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
         for poisoned in (False, True, False):
@@ -106,8 +111,7 @@ def test_a_grad_scaler_step_with_inf_gradients_changes_nothing_as_in_pytorch(nam
             scaler.scale(loss * (torch.inf if poisoned else 1.0)).backward()
             scaler.step(optimizer)
             scaler.update()
-    for mine, their in zip(ours_model.parameters(), their_model.parameters(), strict=True):
-        assert torch.equal(mine, their)
+    assert_same_weights(ours_model, their_model)
     assert_same_state(ours.state_dict(), theirs.state_dict())
     steps = [s["step"] for s in ours.state_dict()["state"].values() if "step" in s]
     assert all(step.item() == 2 for step in steps)  # the skipped step is not counted
