@@ -5,6 +5,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from conftest import train_in_process
+from dlbasics.loggers import TensorBoardLogger
 
 
 def _events(run_dir):
@@ -24,6 +25,22 @@ def test_event_files_hold_the_per_epoch_scalars(tmp_path):
         assert [s.step for s in events.Scalars(tag)] == list(range(1, 7))
     assert events.Scalars("loss/val")[-1].value == pytest.approx(metrics["val_loss"], rel=1e-5)
     assert events.Scalars("final/test_acc")[0].value == pytest.approx(metrics["test_acc"], rel=1e-5)
+
+
+def test_a_hand_off_of_many_epochs_does_not_wait_for_the_writer_thread(tmp_path):
+    """Scalars reach the writer once a second: on a fast model, hundreds of epochs at once."""
+    logger = TensorBoardLogger(tmp_path / "tb")
+    for epoch in range(1, 301):
+        logger.log_scalars({"loss/train": 1 / epoch, "lr": 0.1}, epoch)
+    logger.hand_off()
+    # SummaryWriter's default queue holds 10 events: put() would block until the thread
+    # has written the rest. Unbounded, it never blocks.
+    queue = logger.writer._get_file_writer().event_writer._async_writer._byte_queue
+    assert queue.maxsize == 0
+    logger.close()
+    losses = _events(tmp_path).Scalars("loss/train")
+    assert [s.step for s in losses] == list(range(1, 301))
+    assert [s.value for s in losses] == pytest.approx([1 / e for e in range(1, 301)])
 
 
 def test_hparams_carry_the_config_and_final_metrics(tmp_path):
