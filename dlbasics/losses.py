@@ -50,7 +50,10 @@ class Objective:
         if self.task == "multiclass":
             return scores.argmax(dim=1)
         if self.task == "binary":
-            return (self.activate(scores) > 0.5).to(scores.dtype)
+            outputs = self.activate(scores)
+            if self.output_act == "step":  # already 0 or 1
+                return outputs
+            return (outputs > 0.5).to(scores.dtype)
         return self.activate(scores)
 
     def correct(self, scores: Tensor, target: Tensor) -> Tensor:

@@ -330,19 +330,17 @@ class Trainer:
         """Mean loss and accuracy (None for regression) over a whole split (under torchrun,
         each rank evaluates its part and the sums are added up: no sample counts twice)."""
         model.eval()
-        x, y = x.to(self.device), y.to(self.device)
-        x, y = self.parallel.local_part(x), self.parallel.local_part(y)
-        loss_sum = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        count = len(x)  # under torchrun, the ranks' parts together: the whole split
+        x = self.parallel.local_part(x.to(self.device))
+        y = self.parallel.local_part(y.to(self.device))
+        totals = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss sum, correct
         for start in range(0, len(x), EVAL_CHUNK):
             xb, yb = x[start : start + EVAL_CHUNK], y[start : start + EVAL_CHUNK]
             with self.autocast():
                 scores = model(xb)
-                loss_sum += objective(scores, yb) * len(xb)
-            correct += objective.correct(scores, yb)
-        count = torch.tensor(len(x), dtype=torch.float64, device=self.device)
-        totals = torch.stack([loss_sum.double(), correct.double(), count])
-        loss_sum, correct, count = self.parallel.sum(totals).tolist()  # over the ranks' parts
+                loss_sum = objective(scores, yb) * len(xb)
+            totals += torch.stack([loss_sum.double(), objective.correct(scores, yb).double()])
+        loss_sum, correct = self.parallel.sum(totals).tolist()  # over the ranks' parts
         accuracy = correct / count if objective.task != "regression" else None
         return loss_sum / count, accuracy
 

@@ -105,6 +105,23 @@ def test_perceptron_update_is_rosenblatts_rule():
     assert model.linear.bias.tolist() == [0.5]
 
 
+@pytest.mark.parametrize("data_name", ["and", "digits"])  # one output unit; ten (one-vs-rest)
+def test_perceptron_step_reports_the_objectives_loss_exactly(data_name):
+    """The perceptron computes its loss from the outputs it has already stepped; it must be
+    what the objective says of the scores, bit for bit."""
+    cfg = make_config("model=perceptron", f"data={data_name}", "optim=sgd")
+    data = build_data(cfg.data)
+    torch.manual_seed(0)
+    model = build_model(cfg, data.spec)
+    torch.nn.init.normal_(model.linear.weight)  # outputs of 0 and 1, not only 0
+    objective = build_objective("auto", "step", data.spec, cfg.reg, "perceptron")
+    x, y = data.x_train[:50], data.y_train[:50]
+    loss, scores = model.training_step(x, y, objective)
+    assert 0 < loss.item() < 1
+    assert torch.equal(loss, objective(scores, y))
+    assert torch.equal(scores, model(x))
+
+
 def _overfitting_setup(tmp_path, restore_best=True):
     """A wide network on few, noisy points: validation loss turns up while training loss
     keeps falling."""

@@ -1,6 +1,7 @@
 """Rosenblatt's perceptron (1958): y = step(w·x + b), trained without gradients."""
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dlbasics.activations import step
@@ -33,12 +34,16 @@ class Perceptron(Model):
     @torch.no_grad()
     def training_step(self, x: Tensor, y: Tensor, objective: Objective) -> tuple[Tensor, Tensor]:
         x = x.flatten(1)
-        scores = self.linear(x)
+        weight, bias = self.linear.weight, self.linear.bias
+        scores = F.linear(x, weight, bias)
+        outputs, targets = step(scores), objective.as_values(y)
         # Written as a gradient, −(t − y)·x, so that optim=sgd's w ← w − lr·grad is the rule.
-        minus_error = step(scores) - objective.as_values(y)  # y − t: +1, 0 or −1 per unit
-        self.linear.weight.grad = minus_error.T @ x / len(x)
-        self.linear.bias.grad = minus_error.mean(dim=0)
-        return objective(scores, y), scores
+        minus_error = outputs - targets  # y − t: +1, 0 or −1 per unit
+        weight.grad = minus_error.T @ x / len(x)
+        bias.grad = minus_error.mean(dim=0)
+        # objective(scores, y) without taking the step again: with output_act=step the loss is
+        # always the mean squared error of the outputs (build_objective allows no other).
+        return minus_error.square().mean(), scores
 
 
 @MODELS.register("perceptron")
