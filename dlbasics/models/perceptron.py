@@ -36,13 +36,12 @@ class Perceptron(Model):
         x = x.flatten(1)
         weight, bias = self.linear.weight, self.linear.bias
         scores = F.linear(x, weight, bias)
-        outputs, targets = step(scores), objective.as_values(y)
         # Written as a gradient, −(t − y)·x, so that optim=sgd's w ← w − lr·grad is the rule.
-        minus_error = outputs - targets  # y − t: +1, 0 or −1 per unit
+        minus_error = step(scores) - objective.as_values(y)  # y − t: +1, 0 or −1 per unit
         weight.grad = minus_error.T @ x / len(x)
         bias.grad = minus_error.mean(dim=0)
         # objective(scores, y) without taking the step again: with output_act=step the loss is
-        # always the mean squared error of the outputs (build_objective allows no other).
+        # always the mean squared error of the step outputs (build_objective allows no other).
         return minus_error.square().mean(), scores
 
 
