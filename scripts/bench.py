@@ -416,14 +416,16 @@ CASES = [
         "rbm_digits",
         "RBM 64→100 on digits in [0, 1], PCD-1, SGD lr 0.06, batch 10 (sklearn's default)",
         rbm_case(batch_size=10),
-        epochs_per_round=3,
+        # A fit ends by drawing the RBM's TensorBoard images, which a run does every
+        # trainer.checkpoint_every (10) epochs: rounds of 10 epochs pay for them as a run does.
+        epochs_per_round=10,
         bar="sklearn BernoulliRBM",
     ),
     Case(
         "rbm_digits_b64",
         "the same with batches of 64 (dlbasics' default)",
         rbm_case(batch_size=64),
-        epochs_per_round=5,
+        epochs_per_round=10,
         bar="sklearn BernoulliRBM",
     ),
 ]
