@@ -17,6 +17,7 @@ Step hooks (``register_step_pre_hook``) are not run and the profiler sees no "Op
 label; dlbasics uses neither.
 """
 
+import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -92,6 +93,18 @@ def _scalar_dtype() -> torch.dtype:
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
 
 
+@functools.cache
+def _one(device: torch.device, dtype: torch.dtype) -> Tensor:
+    return torch.ones((), dtype=dtype, device=device)
+
+
+def _add_one(steps: list[Tensor]) -> None:
+    """Add 1 to every step counter. Given the number 1, the foreach kernel wraps it into a new
+    tensor for each counter on the CPU: 28 µs a step for an MLP's six counters, 10 µs given
+    a tensor of 1 for each."""
+    torch._foreach_add_(steps, [_one(steps[0].device, steps[0].dtype)] * len(steps))
+
+
 def _count_step(steps: list[Tensor], found_inf: Tensor | None) -> None:
     """Step counters (bias corrections, decays) count a step skipped for inf/NaN as not taken,
     as PyTorch's fused implementations do."""
@@ -131,7 +144,7 @@ class Adagrad(LeanStep, torch.optim.Adagrad):  # its state is made in __init__
     def _update(self, group, params, grads, grad_scale, found_inf) -> None:
         states = [self.state[p] for p in params]
         steps = [state["step"] for state in states]
-        torch._foreach_add_(steps, 1)
+        _add_one(steps)
         torch._fused_adagrad_(
             params,
             grads,
@@ -159,7 +172,7 @@ class Adam(LeanStep, torch.optim.Adam):
                 state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
         steps = [state["step"] for state in states]
-        torch._foreach_add_(steps, 1)
+        _add_one(steps)
         beta1, beta2 = group["betas"]
         self.kernel(
             params,
@@ -200,7 +213,7 @@ class RMSprop(LeanStep, torch.optim.RMSprop):
                     state["momentum_buffer"] = torch.zeros_like(
                         p, memory_format=torch.preserve_format
                     )
-        torch._foreach_add_([state["step"] for state in states], 1)
+        _add_one([state["step"] for state in states])
         if group["weight_decay"] != 0:
             grads = torch._foreach_add(grads, params, alpha=group["weight_decay"])
         square_avgs = [state["square_avg"] for state in states]
