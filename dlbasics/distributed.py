@@ -65,9 +65,9 @@ class SingleProcess:
         """Whether this step's loss is finite on every rank."""
         return bool(torch.isfinite(loss))
 
-    def sum(self, totals: Tensor) -> Tensor:
-        """``totals`` summed over the ranks."""
-        return totals
+    def sum(self, values: list[float]) -> list[float]:
+        """``values`` (sums and counts) summed over the ranks."""
+        return values
 
     def combine(self, run: EpochPass) -> EpochPass:
         """The epoch's pass as one process would have recorded it."""
@@ -127,9 +127,12 @@ class DataParallel(SingleProcess):
 
     def is_finite_everywhere(self, loss: Tensor) -> bool:
         # Every rank skips the step or none does: a NaN anywhere makes the sum NaN.
-        return bool(torch.isfinite(self.sum(loss.detach() * self.share)))
+        return bool(torch.isfinite(self._summed(loss.detach() * self.share)))
 
-    def sum(self, totals: Tensor) -> Tensor:
+    def sum(self, values: list[float]) -> list[float]:
+        return self._summed(torch.tensor(values, dtype=torch.float64, device=self.device)).tolist()
+
+    def _summed(self, totals: Tensor) -> Tensor:
         totals = totals.clone()
         dist.all_reduce(totals)
         return totals
@@ -141,7 +144,7 @@ class DataParallel(SingleProcess):
         rows = [torch.stack(run.losses).double() * sizes, sizes]
         if run.correct:
             rows.append(torch.stack(run.correct).double())
-        table = self.sum(torch.stack(rows))  # per step: loss sum, samples, correct
+        table = self._summed(torch.stack(rows))  # per step: loss sum, samples, correct
         loss_dtype = run.losses[0].dtype
         return EpochPass(
             order=run.order,

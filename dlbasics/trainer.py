@@ -184,7 +184,8 @@ class Trainer:
         # float16 gradients underflow: the loss is scaled up before backpropagation and the
         # gradients down before the step (a no-op unless trainer.precision=16-mixed).
         scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "16-mixed")
-        objective.grad_scaler = scaler if scaler.is_enabled() else None
+        grad_scaling = scaler.is_enabled()
+        objective.grad_scaler = scaler if grad_scaling else None
         stopper = EarlyStopping(cfg.early_stopping)
         scheduler = build_scheduler(optimizer, self.optim, cfg.epochs, stopper.mode)
         # Drawn on the CPU, so that every device takes the same batches in the same order.
@@ -216,7 +217,8 @@ class Trainer:
                     break
                 if batch_size < n:
                     index = parallel.local_batch(run.order[start : start + batch_size])
-                    xb, yb = x_train[index], y_train[index]
+                    # index_select: the same rows as x_train[index], in half the time
+                    xb, yb = x_train.index_select(0, index), y_train.index_select(0, index)
                 else:  # batch gradient descent: the whole set, no need to shuffle or copy
                     xb, yb = parallel.local_batch(x_train), parallel.local_batch(y_train)
                 run.next_start = start + batch_size
@@ -231,8 +233,11 @@ class Trainer:
                 if cfg.grad_clip is not None:
                     scaler.unscale_(optimizer)  # clip the gradients, not the scaled ones
                     self._clip_gradients(model)
-                scaler.step(optimizer)  # optimizer.step(), unless 16-mixed found inf/NaN
-                scaler.update()
+                if grad_scaling:  # 16-mixed: step unless the gradients hold inf/NaN
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
                 state.steps += 1
                 run.record(loss, len(xb), objective.correct(scores, yb) if classify else None)
             if run.next_start < end:  # stopped part-way: last.pt resumes at the next step
@@ -333,14 +338,14 @@ class Trainer:
         count = len(x)  # under torchrun, the ranks' parts together: the whole split
         x = self.parallel.local_part(x.to(self.device))
         y = self.parallel.local_part(y.to(self.device))
-        totals = torch.zeros(2, dtype=torch.float64, device=self.device)  # loss sum, correct
+        loss_sum, correct = 0.0, 0
         for start in range(0, len(x), EVAL_CHUNK):
             xb, yb = x[start : start + EVAL_CHUNK], y[start : start + EVAL_CHUNK]
             with self.autocast():
                 scores = model(xb)
-                loss_sum = objective(scores, yb) * len(xb)
-            totals += torch.stack([loss_sum.double(), objective.correct(scores, yb).double()])
-        loss_sum, correct = self.parallel.sum(totals).tolist()  # over the ranks' parts
+                loss_sum += (objective(scores, yb) * len(xb)).item()
+            correct += objective.correct(scores, yb).item()
+        loss_sum, correct = self.parallel.sum([loss_sum, correct])  # over the ranks' parts
         accuracy = correct / count if objective.task != "regression" else None
         return loss_sum / count, accuracy
 

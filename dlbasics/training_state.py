@@ -33,8 +33,10 @@ class EpochPass:
     def mean_loss(self) -> float:
         if not self.losses:
             return math.nan  # every step was skipped
-        sizes = torch.tensor(self.sizes, device=self.losses[0].device)
-        return (torch.stack(self.losses) * sizes).sum().item() / sum(self.sizes)
+        # Weighted on the host, in float64: one read, and no tensor of the sizes to build.
+        losses = torch.stack(self.losses).tolist()
+        weighted = (loss * size for loss, size in zip(losses, self.sizes, strict=True))
+        return math.fsum(weighted) / sum(self.sizes)
 
     def accuracy(self) -> float:
         return torch.stack(self.correct).sum().item() / sum(self.sizes) if self.correct else 0.0
