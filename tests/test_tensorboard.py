@@ -1,6 +1,7 @@
 """The event files of a run, read back with TensorBoard's own reader."""
 
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -41,6 +42,25 @@ def test_a_hand_off_of_many_epochs_does_not_wait_for_the_writer_thread(tmp_path)
     losses = _events(tmp_path).Scalars("loss/train")
     assert [s.step for s in losses] == list(range(1, 301))
     assert [s.value for s in losses] == pytest.approx([1 / e for e in range(1, 301)])
+
+
+def test_records_are_checksummed_in_c_as_tensorboard_would_in_python(tmp_path):
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+    from tensorboard.summary.writer import record_writer
+
+    logger = TensorBoardLogger(tmp_path / "tb")
+    in_c = record_writer.masked_crc32c
+    assert in_c is not masked_crc32c
+    for data in (b"", b"\x00" * 8, bytes(range(256)) * 40, "étiquette/loss".encode()):
+        assert in_c(data) == masked_crc32c(data)
+    # TensorBoard's reader drops records whose checksum is wrong: these must come back.
+    logger.log_scalars({"loss/train": 0.5}, 1)
+    logger.log_images({"filters": torch.rand(1, 8, 8)}, 1)
+    logger.close()
+    events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0})
+    events.Reload()
+    assert [s.value for s in events.Scalars("loss/train")] == [0.5]
+    assert len(events.Images("filters")) == 1
 
 
 def test_hparams_carry_the_config_and_final_metrics(tmp_path):
