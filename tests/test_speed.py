@@ -5,9 +5,12 @@ import json
 import subprocess
 import sys
 import warnings
+from collections import Counter
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from conftest import ROOT, make_config, train_in_process
 from dlbasics.data import build_data
@@ -110,6 +113,67 @@ def test_the_benchmark_times_every_contender_and_writes_json(tmp_path):
     )
     assert contenders["hand loop"]["ratio"] == 1.0
     assert all(t["median"] > 0 for t in contenders.values())
+
+
+class CountOperations(TorchDispatchMode):
+    """Counts the tensor operations (ATen calls, backward ones included) run inside it."""
+
+    def __init__(self):
+        super().__init__()
+        self.counts: Counter[str] = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.counts[func.overloadpacket.__name__] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def per_step(*overrides: str) -> tuple[float, Counter[str]]:
+    """Operations per training step of the Trainer, by name and in all: the difference between
+    two one-epoch fits whose batch sizes differ, divided by the difference in steps."""
+    counted = {}
+    for batch_size in (64, 32):
+        with CountOperations() as operations:
+            _, _, fit = fitted(*overrides, "trainer.epochs=1", f"trainer.batch_size={batch_size}")
+        counted[batch_size] = (operations.counts, fit.steps)
+    (few, few_steps), (many, many_steps) = counted[64], counted[32]
+    extra = many - few
+    return sum(extra.values()) / (many_steps - few_steps), extra
+
+
+def hand_written_step(*overrides: str) -> int:
+    """Operations of one step of a hand-written loop over pre-loaded tensors with the same
+    model and optimizer, measuring what the Trainer measures (loss and correct count)."""
+    cfg = make_config(*QUIET, *overrides)
+    data = build_data(cfg.data)
+    model = build_model(cfg, data.spec)
+    optimizer = build_optimizer(model.parameters(), cfg.optim)
+    x, y, order = data.x_train, data.y_train, torch.randperm(len(data.x_train))
+    loss_sum, correct = torch.zeros(()), torch.zeros((), dtype=torch.long)
+
+    def step() -> None:
+        index = order[:64]
+        xb, yb = x[index], y[index]
+        optimizer.zero_grad(set_to_none=True)
+        scores = model(xb)
+        loss = F.cross_entropy(scores, yb)
+        loss.backward()
+        optimizer.step()
+        loss_sum.add_(loss.detach() * len(xb))
+        correct.add_((scores.detach().argmax(1) == yb).sum())
+
+    step()  # the optimizer makes its state on the first step
+    with CountOperations() as operations:
+        step()
+    return sum(operations.counts.values())
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn", "rnn"])
+def test_a_trainer_step_runs_no_more_operations_than_a_hand_written_one(model):
+    # Wall-clock time is too noisy to assert on a shared machine; operations can be counted.
+    overrides = [f"model={model}"] + (["data=seq_digits"] if model == "rnn" else [])
+    operations, by_name = per_step(*overrides)
+    assert operations <= hand_written_step(*overrides)
+    assert by_name["_local_scalar_dense"] == 0  # no .item() per step: reads are per epoch
 
 
 # --- CUDA --------------------------------------------------------------------------------------
