@@ -33,6 +33,7 @@ from dlbasics.data import DataSplits
 from dlbasics.diagnostics import Diagnostics
 from dlbasics.distributed import SingleProcess
 from dlbasics.errors import DataError
+from dlbasics.hot_path import ModeSwitch, no_grad
 from dlbasics.interrupt import StopOnSignal
 from dlbasics.loggers import Logger, NullLogger
 from dlbasics.losses import Objective
@@ -195,6 +196,8 @@ class Trainer:
             state = self._restore(resume, model, optimizer, scheduler, scaler, stopper, shuffle)
         progress = Progress(cfg.epochs) if self.progress else None
         training_step = parallel.training_step(model)  # model.training_step, for one process
+        set_training = ModeSwitch(model)
+        precision = self.autocast()  # entered once a step
         diagnostics = self.diagnostics
         if diagnostics:
             diagnostics.attach(model, self.logger, self.tag_prefix)
@@ -206,24 +209,25 @@ class Trainer:
             epoch_started = time.perf_counter()
 
             # --- one pass over the training set (or the rest of one, when resumed) ------
-            model.train()
+            set_training(True)
             parallel.seed_epoch(cfg.seed, epoch)
             if state.epoch is None:
                 order = torch.randperm(n, generator=shuffle).to(self.device)
                 state.epoch = EpochPass(order)
             run = state.epoch
-            for start in range(run.next_start, end, batch_size):
+            # The epoch's batches of indices, split at once (one slice a step took 3 µs).
+            for index in run.order[run.next_start : end].split(batch_size):
                 if self.interrupt.requested and parallel.stops_between_steps:  # SIGINT/SIGTERM
                     break
                 if batch_size < n:
-                    index = parallel.local_batch(run.order[start : start + batch_size])
+                    index = parallel.local_batch(index)
                     # index_select: the same rows as x_train[index], in half the time
                     xb, yb = x_train.index_select(0, index), y_train.index_select(0, index)
                 else:  # batch gradient descent: the whole set, no need to shuffle or copy
                     xb, yb = parallel.local_batch(x_train), parallel.local_batch(y_train)
-                run.next_start = start + batch_size
+                run.next_start += batch_size
                 optimizer.zero_grad(set_to_none=True)
-                with self.autocast():
+                with precision:
                     loss, scores = training_step(xb, yb, objective)
                 if skip_non_finite and not parallel.is_finite_everywhere(loss):  # a host sync
                     state.skipped_steps += 1
@@ -239,7 +243,7 @@ class Trainer:
                 else:
                     optimizer.step()
                 state.steps += 1
-                run.record(loss, len(xb), objective.correct(scores, yb) if classify else None)
+                run.record(loss, xb.shape[0], objective.correct(scores, yb) if classify else None)
             if run.next_start < end:  # stopped part-way: last.pt resumes at the next step
                 stop_reason, stop_signal = "interrupted", self.interrupt.signal_number
                 break
@@ -253,7 +257,8 @@ class Trainer:
                 break
             if classify:
                 metrics["train_acc"] = run.accuracy()
-            val_loss, val_acc = self.evaluate(model, x_val, y_val, objective)
+            set_training(False)
+            val_loss, val_acc = self._measure(model, x_val, y_val, objective)
             metrics["val_loss"] = val_loss
             if classify:
                 metrics["val_acc"] = val_acc
@@ -328,22 +333,31 @@ class Trainer:
             message=message,
         )
 
-    @torch.no_grad()
     def evaluate(
         self, model: Model, x: Tensor, y: Tensor, objective: Objective
     ) -> tuple[float, float | None]:
         """Mean loss and accuracy (None for regression) over a whole split (under torchrun,
         each rank evaluates its part and the sums are added up: no sample counts twice)."""
         model.eval()
-        count = len(x)  # under torchrun, the ranks' parts together: the whole split
+        return self._measure(model, x, y, objective)
+
+    @no_grad
+    def _measure(
+        self, model: Model, x: Tensor, y: Tensor, objective: Objective
+    ) -> tuple[float, float | None]:
+        """evaluate() for a model already in eval mode."""
+        count = x.shape[0]  # under torchrun, the ranks' parts together: the whole split
         x = self.parallel.local_part(x.to(self.device))
         y = self.parallel.local_part(y.to(self.device))
+        chunks = [(x, y)]  # most splits fit in one chunk: no slices to make then
+        if x.shape[0] > EVAL_CHUNK:
+            chunks = zip(x.split(EVAL_CHUNK), y.split(EVAL_CHUNK), strict=True)
         loss_sum, correct = 0.0, 0
-        for start in range(0, len(x), EVAL_CHUNK):
-            xb, yb = x[start : start + EVAL_CHUNK], y[start : start + EVAL_CHUNK]
+        for xb, yb in chunks:
             with self.autocast():
                 scores = model(xb)
-                loss_sum += (objective(scores, yb) * len(xb)).item()
+                loss = objective(scores, yb)
+            loss_sum += loss.item() * xb.shape[0]
             correct += objective.correct(scores, yb).item()
         loss_sum, correct = self.parallel.sum([loss_sum, correct])  # over the ranks' parts
         accuracy = correct / count if objective.task != "regression" else None
