@@ -352,15 +352,17 @@ class Trainer:
         chunks = [(x, y)]  # most splits fit in one chunk: no slices to make then
         if x.shape[0] > EVAL_CHUNK:
             chunks = zip(x.split(EVAL_CHUNK), y.split(EVAL_CHUNK), strict=True)
+        classify = objective.task != "regression"
         loss_sum, correct = 0.0, 0
         for xb, yb in chunks:
             with self.autocast():
                 scores = model(xb)
                 loss = objective(scores, yb)
             loss_sum += loss.item() * xb.shape[0]
-            correct += objective.correct(scores, yb).item()
+            if classify:  # a regression has no correct predictions to count
+                correct += objective.correct(scores, yb).item()
         loss_sum, correct = self.parallel.sum([loss_sum, correct])  # over the ranks' parts
-        accuracy = correct / count if objective.task != "regression" else None
+        accuracy = correct / count if classify else None
         return loss_sum / count, accuracy
 
     def autocast(self) -> AbstractContextManager:
