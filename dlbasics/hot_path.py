@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 F = TypeVar("F", bound=Callable)
+MEAN = torch.nn._reduction.get_enum("mean")  # the reduction argument of torch's loss kernels
 
 
 @functools.cache
@@ -20,6 +21,21 @@ def constant(value: float, device: torch.device, dtype: torch.dtype) -> Tensor:
     Given a number, ``torch._foreach_add_`` wraps it in a new tensor for every parameter, and
     ``torch.heaviside`` needs its value at 0 as a tensor; making one costs more than the op."""
     return torch.full((), value, dtype=dtype, device=device)
+
+
+@functools.cache
+def mean_weights(n: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """n values of 1/n, made once per size, device and dtype: ``rows.T @ mean_weights(…)``
+    is the mean of the rows in one operation, where ``rows.mean(0)`` divides the sum by a
+    number it first wraps in a tensor (8 µs against 3 µs for a sum on a small tensor)."""
+    return torch.full((n,), 1 / n, device=device, dtype=dtype)
+
+
+def mean_squared_error(input: Tensor, target: Tensor) -> Tensor:
+    """``F.mse_loss(input, target)`` for tensors of one shape: the same kernel, without the
+    Python around it (2 µs against 15 µs; a square and a mean take 7 µs, as mean() divides
+    by a number it first wraps in a tensor)."""
+    return torch._C._nn.mse_loss(input, target, MEAN)
 
 
 def no_grad(function: F) -> F:

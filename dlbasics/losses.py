@@ -13,6 +13,7 @@ from dlbasics.activations import OUTPUT_ACTIVATIONS
 from dlbasics.config import RegConfig
 from dlbasics.data import DataSpec
 from dlbasics.errors import ConfigError
+from dlbasics.hot_path import mean_squared_error
 
 DEFAULT_OUTPUT_ACT = {"regression": "identity", "binary": "sigmoid", "multiclass": "softmax"}
 DEFAULT_LOSS = {"regression": "mse", "binary": "bce", "multiclass": "cross_entropy"}
@@ -37,7 +38,10 @@ class Objective:
             return F.cross_entropy(scores, target)  # log-softmax inside: stable
         if self.loss in ("bce", "cross_entropy"):  # binary: cross-entropy of one sigmoid unit
             return F.binary_cross_entropy_with_logits(scores, target)
-        return F.mse_loss(self.activate(scores), self.as_values(target))
+        outputs, values = self.activate(scores), self.as_values(target)
+        if outputs.shape == values.shape:
+            return mean_squared_error(outputs, values)
+        return F.mse_loss(outputs, values)  # broadcasts, with torch's warning that it does
 
     def as_values(self, target: Tensor) -> Tensor:
         """Targets as the output layer's values: one-hot rows for class labels."""

@@ -169,8 +169,10 @@ class Trainer:
         model.to(self.device)
         # The whole data set lives on the device; batches are index slices, not copies made
         # by a DataLoader.
-        x_train, y_train = data.x_train.to(self.device), data.y_train.to(self.device)
-        x_val, y_val = data.x_val.to(self.device), data.y_val.to(self.device)
+        # An RBM's targets are its inputs, the same tensor: moved once, its batches taken once.
+        targets_are_inputs = data.y_train is data.x_train
+        x_train, y_train = self._on_device(data.x_train, data.y_train)
+        x_val, y_val = self._on_device(data.x_val, data.y_val)
         n = len(x_train)
         batch_size = n if cfg.batch_size is None else min(cfg.batch_size, n)
         classify = data.spec.task != "regression"
@@ -222,7 +224,8 @@ class Trainer:
                 if batch_size < n:
                     index = parallel.local_batch(index)
                     # index_select: the same rows as x_train[index], in half the time
-                    xb, yb = x_train.index_select(0, index), y_train.index_select(0, index)
+                    xb = x_train.index_select(0, index)
+                    yb = xb if targets_are_inputs else y_train.index_select(0, index)
                 else:  # batch gradient descent: the whole set, no need to shuffle or copy
                     xb, yb = parallel.local_batch(x_train), parallel.local_batch(y_train)
                 run.next_start += batch_size
@@ -347,8 +350,8 @@ class Trainer:
     ) -> tuple[float, float | None]:
         """evaluate() for a model already in eval mode."""
         count = x.shape[0]  # under torchrun, the ranks' parts together: the whole split
-        x = self.parallel.local_part(x.to(self.device))
-        y = self.parallel.local_part(y.to(self.device))
+        x, y = self._on_device(x, y)
+        x, y = self.parallel.local_part(x), self.parallel.local_part(y)
         chunks = [(x, y)]  # most splits fit in one chunk: no slices to make then
         if x.shape[0] > EVAL_CHUNK:
             chunks = zip(x.split(EVAL_CHUNK), y.split(EVAL_CHUNK), strict=True)
@@ -364,6 +367,12 @@ class Trainer:
         loss_sum, correct = self.parallel.sum([loss_sum, correct])  # over the ranks' parts
         accuracy = correct / count if classify else None
         return loss_sum / count, accuracy
+
+    def _on_device(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """Inputs and targets on the training device; targets that are the inputs stay one
+        tensor (no second copy on the GPU)."""
+        x_on_device = x.to(self.device)
+        return x_on_device, x_on_device if y is x else y.to(self.device)
 
     def autocast(self) -> AbstractContextManager:
         """Where forward passes run in trainer.precision: autocast to bfloat16 or float16

@@ -2,11 +2,12 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from conftest import make_config
 from dlbasics.data import build_data
-from dlbasics.hot_path import ModeSwitch, constant, no_grad
+from dlbasics.hot_path import ModeSwitch, constant, mean_squared_error, mean_weights, no_grad
 from dlbasics.models import build_model
 
 
@@ -16,6 +17,22 @@ def test_a_constant_is_made_once_per_value_device_and_dtype():
     assert zero.shape == () and zero.item() == 0 and zero.dtype == torch.float32
     assert constant(0, torch.device("cpu"), torch.float64).dtype == torch.float64
     assert constant(1, torch.device("cpu"), torch.float32).item() == 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_mean_squared_error_is_torchs_bit_for_bit(dtype):
+    generator = torch.Generator().manual_seed(0)
+    outputs, targets = (torch.randn(37, 5, generator=generator, dtype=dtype) for _ in range(2))
+    error = mean_squared_error(outputs, targets)
+    assert error.shape == () and error.dtype == dtype
+    assert torch.equal(error, F.mse_loss(outputs, targets))
+
+
+def test_products_with_the_mean_weights_are_the_means_of_rows():
+    rows = torch.randn(10, 64, generator=torch.Generator().manual_seed(0))
+    weights = mean_weights(10, rows.device, rows.dtype)
+    assert weights is mean_weights(10, torch.device("cpu"), torch.float32)  # made once
+    torch.testing.assert_close(rows.T @ weights, rows.mean(dim=0))
 
 
 def test_no_grad_turns_grad_mode_off_inside_and_restores_it_even_after_an_error():

@@ -105,6 +105,30 @@ def test_pcd_carries_its_chains_from_one_batch_to_the_next():
     assert not torch.equal(rbm.chains, from_batch)
 
 
+def test_contrastive_divergence_writes_the_difference_of_data_and_model_statistics():
+    """CD-1's gradient, written out: −(⟨v hᵀ⟩_data − ⟨v hᵀ⟩_model) and the biases' −(⟨h⟩_data −
+    ⟨h⟩_model), −(⟨v⟩_data − ⟨v⟩_model), as means over the batch."""
+    torch.manual_seed(0)
+    v_data = _digits01().x_train.flatten(1)[:10]
+    rbm = RBM(64, 16, init_std=1.0)
+    task = rbm.prepare(_digits01())
+    objective = build_objective("auto", rbm.output_act, task.spec, RegConfig(), "rbm")
+    state = torch.get_rng_state()
+    rbm.training_step(v_data, v_data, objective)
+    torch.set_rng_state(state)  # the same Gibbs samples again
+    with torch.no_grad():
+        h_data = rbm.hidden_probs(v_data)
+        v_model, _ = rbm.gibbs(v_data, 1, first_hidden=h_data)
+        h_model = rbm.hidden_probs(v_model)
+    expected = {
+        "weight": h_model.T @ v_model / 10 - h_data.T @ v_data / 10,
+        "hidden_bias": h_model.mean(0) - h_data.mean(0),
+        "visible_bias": v_model.mean(0) - v_data.mean(0),
+    }
+    for name, grad in expected.items():
+        torch.testing.assert_close(getattr(rbm, name).grad, grad, msg=name)
+
+
 def test_a_resumed_pcd_run_ends_exactly_as_an_uninterrupted_one(tmp_path):
     """The chains are part of last.pt, so training on from it repeats the same updates."""
     pcd = [*SMALL_RBM, "model.pcd=true", "trainer.checkpoint_every=1", "logger=none"]

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from conftest import make_config, read_metrics, train_in_process
+from dlbasics.activations import step
 from dlbasics.checkpoint import load_checkpoint
 from dlbasics.data import build_data
 from dlbasics.errors import ConfigError
@@ -120,6 +121,21 @@ def test_perceptron_step_reports_the_objectives_loss_exactly(data_name):
     assert 0 < loss.item() < 1
     assert torch.equal(loss, objective(scores, y))
     assert torch.equal(scores, model(x))
+
+
+def test_perceptron_gradients_on_a_batch_are_the_rule_averaged_over_its_samples():
+    cfg = make_config("model=perceptron", "data=digits", "optim=sgd")
+    data = build_data(cfg.data)
+    torch.manual_seed(0)
+    model = build_model(cfg, data.spec)
+    torch.nn.init.normal_(model.linear.weight)
+    objective = build_objective("auto", "step", data.spec, cfg.reg, "perceptron")
+    x, y = data.x_train[:50].flatten(1), data.y_train[:50]
+    model.training_step(x, y, objective)
+    # −(t − y)·x and −(t − y), as a mean over the batch, written out
+    minus_error = step(model(x).detach()) - objective.as_values(y)
+    assert torch.equal(model.linear.weight.grad, minus_error.T @ x / len(x))
+    assert torch.equal(model.linear.bias.grad, minus_error.mean(dim=0))
 
 
 def _overfitting_setup(tmp_path, restore_best=True):

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from dlbasics.config import Config
 from dlbasics.data import DataSpec, DataSplits
 from dlbasics.errors import ConfigError
+from dlbasics.hot_path import mean_weights, no_grad
 from dlbasics.images import image_shape, tile
 from dlbasics.losses import Objective
 from dlbasics.models.base import MODELS, Model
@@ -128,31 +129,41 @@ class RBM(Model):
         return self.hidden_probs(x.flatten(1))
 
     def training_step(self, x: Tensor, y: Tensor, objective: Objective) -> tuple[Tensor, Tensor]:
-        v_data = x.flatten(1)
-        with torch.no_grad():
-            h_data = self.hidden_probs(v_data)
-            if self.pcd:
-                if len(self.chains) == 0:  # the first batch: chains start at the data
-                    self.chains = v_data.clone()
-                v_model, self.chains = self.gibbs(self.chains, self.k, sample_last=True)
-            else:
-                v_model, _ = self.gibbs(v_data, self.k, first_hidden=h_data)
-            # Statistics from probabilities rather than samples: less noise, same expectation.
-            h_model = self.hidden_probs(v_model)
-            # −(⟨v hᵀ⟩_data − ⟨v hᵀ⟩_model) as a gradient, so that optimizers descend on it;
-            # as few tensor operations as can be: on small batches each costs more than its
-            # arithmetic.
-            n, m = len(v_data), len(v_model)
-            self.weight.grad = torch.addmm(
-                h_model.T @ v_model, h_data.T, v_data, beta=1 / m, alpha=-1 / n
-            )
-            self.hidden_bias.grad = h_model.sum(0).div_(m).sub_(h_data.sum(0).div_(n))
-            self.visible_bias.grad = v_model.sum(0).div_(m).sub_(v_data.sum(0).div_(n))
-            scores = self.visible_scores(h_data)
-            loss = objective(scores, y)
+        loss, scores = self._contrastive_divergence(x.flatten(1), y, objective)
         if objective.has_penalty:  # reg.l1/reg.l2: the penalty's gradient on the weights
             objective.penalty(self).backward()
         return loss, scores
+
+    @no_grad
+    def _contrastive_divergence(
+        self, v_data: Tensor, y: Tensor, objective: Objective
+    ) -> tuple[Tensor, Tensor]:
+        """Write CD-k's (or PCD-k's) estimate of the gradient into ``.grad``, with as few
+        tensor operations as can be: on small batches each costs more than its arithmetic."""
+        h_data = self.hidden_probs(v_data)
+        if self.pcd:
+            chains = self.chains
+            if chains.shape[0] == 0:  # the first batch: chains start at the data
+                chains = v_data.clone()
+            v_model, chains = self.gibbs(chains, self.k, sample_last=True)
+            self._buffers["chains"] = chains  # what `self.chains = …` does, in less Python
+        else:
+            v_model, _ = self.gibbs(v_data, self.k, first_hidden=h_data)
+        # Statistics from probabilities rather than samples: less noise, same expectation.
+        h_model = self.hidden_probs(v_model)
+        # −(⟨v hᵀ⟩_data − ⟨v hᵀ⟩_model) as a gradient, so that optimizers descend on it. The
+        # means are products with vectors of 1/n: no division by a number (which torch wraps
+        # in a new tensor each time).
+        n, m = v_data.shape[0], v_model.shape[0]
+        data_mean = mean_weights(n, v_data.device, v_data.dtype)
+        model_mean = mean_weights(m, v_model.device, v_model.dtype)
+        self.weight.grad = torch.addmm(
+            h_model.T @ v_model, h_data.T, v_data, beta=1 / m, alpha=-1 / n
+        )
+        self.hidden_bias.grad = torch.addmv(h_model.T @ model_mean, h_data.T, data_mean, alpha=-1)
+        self.visible_bias.grad = torch.addmv(v_model.T @ model_mean, v_data.T, data_mean, alpha=-1)
+        scores = self.visible_scores(h_data)
+        return objective(scores, y), scores
 
     def fitted_spec(self, spec: DataSpec) -> DataSpec:
         return reconstruction_spec(spec.name, self.weight.shape[1])
