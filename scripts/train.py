@@ -22,7 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from dlbasics.cli import fail, run_app, task
+from dlbasics.cli import exit_without_teardown, fail, run_app, task
 from dlbasics.config import register_configs, validate
 from dlbasics.errors import UserError
 from dlbasics.sweeps.job import run_sweep_job
@@ -65,4 +65,8 @@ if __name__ == "__main__":
         sys.argv = resume_argv(sys.argv, config_name="config")
     except UserError as error:
         fail(str(error))
-    run_app(main, sys.argv[1:])
+    try:
+        run_app(main, sys.argv[1:])
+    except SystemExit as exit_request:  # a mistake (2), a signal (130/143), failed sweep jobs
+        exit_without_teardown(exit_request.code)
+    exit_without_teardown(0)

@@ -1,8 +1,11 @@
 """scripts/train.py as a user runs it: the default run, and clear errors for mistakes."""
 
+import subprocess
+import sys
+
 import pytest
 
-from conftest import read_metrics, run_cli
+from conftest import ROOT, read_metrics, run_cli
 
 
 def test_default_run_trains_digits_mlp_to_97_percent_and_says_where(tmp_path):
@@ -66,3 +69,29 @@ def test_hydra_multirun_sweeps_groups(tmp_path):
     assert result.returncode == 0, result.stderr
     jobs = sorted(p.parent for p in tmp_path.glob("*/metrics.json"))
     assert len(jobs) == 2
+
+
+EXIT = """
+import atexit, sys
+from dlbasics.cli import exit_without_teardown
+atexit.register(lambda: open(sys.argv[1], "w").write("exit handlers ran"))
+print("buffered output")  # a pipe: block-buffered, written only when flushed
+exit_without_teardown(eval(sys.argv[2]))
+"""
+
+
+@pytest.mark.parametrize("status, returncode", [(None, 0), (0, 0), (2, 2), (130, 130), ("why", 1)])
+def test_the_exit_without_teardown_runs_exit_handlers_and_flushes_output(
+    tmp_path, status, returncode
+):
+    marker = tmp_path / "marker"
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT, str(marker), repr(status)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == returncode
+    assert done.stdout == "buffered output\n"
+    assert marker.read_text() == "exit handlers ran"
+    assert done.stderr == ("why\n" if status == "why" else "")
