@@ -87,7 +87,7 @@ def exit_without_teardown(status: object = None) -> NoReturn:
     files: freeing torch's objects one by one took 0.5-0.8 s on a 2-core machine, more than a
     one-epoch run of the digits MLP trains. As at a normal exit, the exit handlers run
     (atexit: logging's flush and close of train.log among them) and the standard streams are
-    flushed first. With a thread of ours still running, the normal exit waits for it."""
+    flushed first. With another thread alive, the process exits the normal way."""
     if threading.active_count() > 1:
         sys.exit(status)
     if status is not None and not isinstance(status, int):  # sys.exit("message")
