@@ -30,7 +30,7 @@ test-slow: install  ## only the slow tests (full accuracy targets, long runs)
 lint: install
 	$(VENV)/bin/ruff check .
 
-bench: install  ## the Trainer against a hand loop, scikit-learn and Lightning (3-5 min): make bench ARGS="mlp_digits --rounds 11"
+bench: install  ## the Trainer against a hand loop, scikit-learn and Lightning (5-6 min; the GPU too if there is one): make bench ARGS="mlp_digits --rounds 11"
 	$(PY) scripts/bench.py $(ARGS)
 
 tb: install  ## TensorBoard over every run below LOGDIR (default: the whole checkout)

@@ -6,6 +6,8 @@ in several ways (contenders):
 - ``dlbasics``: the Trainer as `scripts/train.py` runs it, with its default logging (TensorBoard
   scalars every epoch), validation and the model's per-epoch measures;
 - ``dlbasics, no logging``: the same with ``logger=none``;
+- on CUDA, ``dlbasics, precision=bf16``, ``…16-mixed`` and ``…compile=true``: the same with
+  these trainer settings (a compiled model pays for its compilation in the rounds' time);
 - ``hand loop``: a hand-written PyTorch loop over the pre-loaded tensors, the bar: index-slice
   batches of a per-epoch permutation, the same optimizer (dlbasics.optim), and per epoch the same
   measures (training loss and accuracy summed on the device, validation loss and accuracy),
@@ -25,8 +27,15 @@ Contenders are timed in interleaved rounds, A B C … A B C … in one process, 
 whose speed drifts (other jobs, clock changes) slows all alike; every round trains a fresh model
 for ``epochs_per_round`` epochs, after one warm-up round each that is not counted. The table
 shows the median and minimum seconds per epoch and each median as a multiple of the case's bar
-(the hand loop; for the RBM cases scikit-learn). Checkpoints are off everywhere (Lightning's
-default checkpoint callback aside): they are I/O, not training.
+(the hand loop; for the RBM cases scikit-learn), and the optimizer steps per second. The data
+are on the device before the timing starts. Checkpoints are off everywhere (Lightning's default
+checkpoint callback aside): they are I/O, not training.
+
+The cases run on the CPU, then on CUDA when there is a GPU (``--device``); scikit-learn is
+timed on the CPU only, and the perceptron and RBM cases too (a GPU cannot speed up a few
+thousand weights). ``mlp_mnist_sized`` is MNIST's size (60000 images of 28×28) with generated
+images, since nothing is downloaded. With the CNN case comes its time to accuracy: the epochs
+and seconds until the CNN's validation accuracy on digits first reaches 0.98.
 
 It then measures start-up, the wall time of `python scripts/train.py trainer.epochs=1` against
 `python -c "import torch"` and against a script that imports torch and takes one step of
@@ -37,14 +46,17 @@ process. Everything goes to a JSON file too.
     python scripts/bench.py                           # every case (make bench)
     python scripts/bench.py mlp_digits --rounds 50    # one case, more rounds
     python scripts/bench.py --no-startup --json out.json
+    python scripts/bench.py --device cuda             # only the GPU part
 
-Adding a case: write a function that prepares the data once and returns its contenders (name →
-a function that trains a fresh model for a number of epochs), and add a Case to CASES.
+Adding a case: write a function that prepares the data once on a device and returns its
+contenders (name → a function that trains a fresh model for a number of epochs) and the steps
+in an epoch, and add a Case to CASES.
 """
 
 import argparse
 import json
 import logging
+import math
 import os
 import platform
 import resource
@@ -68,8 +80,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from dlbasics.config import Config, register_configs, validate  # noqa: E402
-from dlbasics.data import DataSplits, build_data  # noqa: E402
-from dlbasics.loggers import NullLogger, TensorBoardLogger  # noqa: E402
+from dlbasics.data import DataSpec, DataSplits, build_data  # noqa: E402
+from dlbasics.loggers import Logger, NullLogger, TensorBoardLogger  # noqa: E402
 from dlbasics.losses import build_objective  # noqa: E402
 from dlbasics.models import build_model  # noqa: E402
 from dlbasics.optim import build_optimizer  # noqa: E402
@@ -81,14 +93,23 @@ HAND_LOOP = "hand loop"
 TMP = Path(tempfile.mkdtemp(prefix="dlbasics-bench-"))  # TensorBoard and Lightning files
 
 
+@dataclass
+class Prepared:
+    contenders: Contenders
+    steps_per_epoch: int  # optimizer steps in one epoch, the same for every contender
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
     description: str
-    setup: Callable[[], Contenders]  # prepares the data once, outside the timing
+    setup: Callable[[torch.device], Prepared]  # prepares the data once, outside the timing
     epochs_per_round: int
     bar: str = HAND_LOOP  # the contender the others are divided by
     rounds: int = 5  # unless --rounds says otherwise; more where rounds are short and noisy
+    # Also timed on CUDA; the perceptron's and the RBM's bars are CPU libraries and their
+    # models a few thousand weights, which a GPU cannot speed up.
+    on_gpu: bool = True
 
 
 def config(*overrides: str) -> Config:
@@ -103,38 +124,89 @@ def config(*overrides: str) -> Config:
 # --- the contenders --------------------------------------------------------------------------
 
 
-def dlbasics_trainer(cfg: Config, data: DataSplits, logging_on: bool) -> TrainEpochs:
+def dlbasics_trainer(
+    cfg: Config, data: DataSplits, device: torch.device, logging_on: bool
+) -> TrainEpochs:
     """Ours: the model and objective `scripts/train.py` builds, fitted by the Trainer; with
     ``logging_on``, TensorBoard scalars every epoch (the default ``logger=tensorboard``)."""
-    device = torch.device("cpu")
 
     def train(epochs: int) -> None:
-        torch.manual_seed(cfg.trainer.seed)
-        model = build_model(cfg, data.spec)
-        fitted = model.prepare(data)
-        output_act = cfg.model.output_act  # as run.train chooses it
-        if output_act == "auto" and model.output_act:
-            output_act = model.output_act
-        objective = build_objective(cfg.loss.name, output_act, fitted.spec, cfg.reg, cfg.model.name)
         logger = TensorBoardLogger(Path(tempfile.mkdtemp(dir=TMP))) if logging_on else NullLogger()
-        trainer = Trainer(replace(cfg.trainer, epochs=epochs), cfg.optim, device, logger=logger)
-        trainer.fit(model, fitted, objective)
+        fit_dlbasics(
+            replace(cfg, trainer=replace(cfg.trainer, epochs=epochs)), data, device, logger
+        )
         logger.close()
 
     return train
 
 
+def fit_dlbasics(cfg: Config, data: DataSplits, device: torch.device, logger: Logger) -> None:
+    """What `scripts/train.py` runs between loading the data and testing: a fresh model and
+    its objective, fitted by the Trainer."""
+    torch.manual_seed(cfg.trainer.seed)
+    model = build_model(cfg, data.spec)
+    fitted = model.prepare(data)
+    output_act = cfg.model.output_act  # as run.train chooses it
+    if output_act == "auto" and model.output_act:
+        output_act = model.output_act
+    objective = build_objective(cfg.loss.name, output_act, fitted.spec, cfg.reg, cfg.model.name)
+    Trainer(cfg.trainer, cfg.optim, device, logger=logger).fit(model, fitted, objective)
+
+
+class Stopwatch(NullLogger):
+    """A logger that notes the epoch and the seconds since it was made at which the
+    validation accuracy first reaches ``target``."""
+
+    def __init__(self, target: float):
+        self.target = target
+        self.started = time.perf_counter()
+        self.reached: dict[str, float] | None = None
+
+    def log_scalars(self, scalars: dict[str, float], step: int) -> None:
+        if self.reached is None and scalars["acc/val"] >= self.target:
+            self.reached = {"epoch": step, "seconds": time.perf_counter() - self.started}
+
+
+def time_to_accuracy(device: torch.device, target: float, fits: int, epochs: int = 30) -> dict:
+    """The CNN on digits with its defaults (`python scripts/train.py model=cnn`, no early
+    stopping): the epochs and seconds, from building the model, until the validation accuracy
+    first reaches ``target``; the median over ``fits`` fits (the same seed: the same epochs)."""
+    cfg = config("model=cnn", f"trainer.epochs={epochs}")
+    data = build_data(cfg.data)
+    warm_up = replace(cfg, trainer=replace(cfg.trainer, epochs=1))
+    fit_dlbasics(warm_up, data, device, NullLogger())  # not counted
+    reached = []
+    for _ in range(fits):
+        stopwatch = Stopwatch(target)
+        fit_dlbasics(cfg, data, device, stopwatch)
+        reached.append(stopwatch.reached)
+    seconds = [r["seconds"] for r in reached if r]
+    return {
+        "device": str(device),
+        "target_val_acc": target,
+        "fits": reached,  # None where a fit did not reach it in ``epochs``
+        "epochs": statistics.median(r["epoch"] for r in reached) if all(reached) else None,
+        "seconds": statistics.median(seconds) if all(reached) else None,
+    }
+
+
 def hand_loop(
-    cfg: Config, data: DataSplits, data_loader: bool = False, torch_adam: dict | None = None
+    cfg: Config,
+    data: DataSplits,
+    device: torch.device,
+    data_loader: bool = False,
+    torch_adam: dict | None = None,
 ) -> TrainEpochs:
     """A hand-written loop for a classifier trained by backpropagation: the bar. With
-    ``torch_adam``, torch.optim.Adam with these options instead of dlbasics' optimizer."""
+    ``torch_adam``, torch.optim.Adam with these options instead of dlbasics' optimizer. The
+    data are on ``device`` already; the shuffled order is drawn on the CPU, as the Trainer
+    draws it."""
     x, y, x_val, y_val = data.x_train, data.y_train, data.x_val, data.y_val
     batch_size = min(cfg.trainer.batch_size or len(x), len(x))
 
     def train(epochs: int) -> None:
         torch.manual_seed(cfg.trainer.seed)
-        model = build_model(cfg, data.spec)
+        model = build_model(cfg, data.spec).to(device)
         if torch_adam is not None:
             optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, **torch_adam)
         else:
@@ -148,9 +220,10 @@ def hand_loop(
             if data_loader:
                 batches = loader
             else:
-                order = torch.randperm(len(x), generator=shuffle)
+                order = torch.randperm(len(x), generator=shuffle).to(device)
                 batches = ((x[index], y[index]) for index in order.split(batch_size))
-            loss_sum, correct = torch.zeros(()), torch.zeros((), dtype=torch.long)
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), dtype=torch.long, device=device)
             for xb, yb in batches:
                 optimizer.zero_grad(set_to_none=True)
                 scores = model(xb)
@@ -204,7 +277,7 @@ def hand_perceptron(cfg: Config, data: DataSplits, data_loader: bool = False) ->
     return train
 
 
-def lightning_classifier(cfg: Config, data: DataSplits) -> TrainEpochs | None:
+def lightning_classifier(cfg: Config, data: DataSplits, device: torch.device) -> TrainEpochs | None:
     """A LightningModule around the same model and optimizer, logging the same measures per
     epoch, fitted by ``lightning.Trainer`` with its defaults; None without ``lightning``."""
     try:
@@ -243,7 +316,7 @@ def lightning_classifier(cfg: Config, data: DataSplits) -> TrainEpochs | None:
         val_set = TensorDataset(data.x_val, data.y_val)
         trainer = lightning.Trainer(
             max_epochs=epochs,
-            accelerator="cpu",
+            accelerator="gpu" if device.type == "cuda" else "cpu",
             devices=1,
             default_root_dir=tempfile.mkdtemp(dir=TMP),
             enable_progress_bar=False,
@@ -290,35 +363,85 @@ def sklearn_mlp(cfg: Config, data: DataSplits) -> TrainEpochs:
 # --- the cases -------------------------------------------------------------------------------
 
 
-def classifier_case(*overrides: str, sklearn: bool = False) -> Callable[[], Contenders]:
-    """Contenders for a classifier trained by backpropagation."""
+def steps_per_epoch(cfg: Config, n_train: int) -> int:
+    return math.ceil(n_train / min(cfg.trainer.batch_size or n_train, n_train))
 
-    def setup() -> Contenders:
+
+def mnist_sized(seed: int = 0) -> DataSplits:
+    """A generated stand-in for MNIST (none can be downloaded here): 60000 training, 10000
+    validation and 10000 test images of 28×28 pixels in 10 classes. Each class is a fixed
+    random pattern; each image is its class's pattern plus noise of the same scale."""
+    generator = torch.Generator().manual_seed(seed)
+    patterns = torch.randn(10, 1, 28, 28, generator=generator)
+    labels = torch.randint(10, (80000,), generator=generator)
+    images = torch.randn(80000, 1, 28, 28, generator=generator)
+    for label, pattern in enumerate(patterns):  # in place: 250 MB is enough to hold once
+        images[labels == label] += pattern
+    images.sub_(images.mean()).div_(images.std())
+    spec = DataSpec("mnist_sized", "multiclass", (1, 28, 28), n_outputs=10, n_classes=10)
+    train, val, test = slice(0, 60000), slice(60000, 70000), slice(70000, 80000)
+    return DataSplits(
+        spec,
+        images[train],
+        labels[train],
+        images[val],
+        labels[val],
+        images[test],
+        labels[test],
+    )
+
+
+def classifier_case(
+    *overrides: str,
+    sklearn: bool = False,
+    make_data: Callable[[], DataSplits] | None = None,
+) -> Callable[[torch.device], Prepared]:
+    """Contenders for a classifier trained by backpropagation, on data=… or ``make_data()``.
+    On CUDA, dlbasics runs in each trainer.precision and compiled as well."""
+
+    def setup(device: torch.device) -> Prepared:
         cfg = config(*overrides)
-        data = build_data(cfg.data)
+        data = make_data() if make_data else build_data(cfg.data)
+        # On the device before the timing starts: a run copies its data there once, which is
+        # no cost per epoch.
+        resident = replace(
+            data,
+            x_train=data.x_train.to(device),
+            y_train=data.y_train.to(device),
+            x_val=data.x_val.to(device),
+            y_val=data.y_val.to(device),
+        )
         contenders = {
-            "dlbasics": dlbasics_trainer(cfg, data, logging_on=True),
-            "dlbasics, no logging": dlbasics_trainer(cfg, data, logging_on=False),
-            HAND_LOOP: hand_loop(cfg, data),
-            "hand loop, DataLoader": hand_loop(cfg, data, data_loader=True),
+            "dlbasics": dlbasics_trainer(cfg, resident, device, logging_on=True),
+            "dlbasics, no logging": dlbasics_trainer(cfg, resident, device, logging_on=False),
         }
+        if device.type == "cuda":
+            for setting in ("precision=bf16", "precision=16-mixed", "compile=true"):
+                variant = config(*overrides, f"trainer.{setting}")
+                contenders[f"dlbasics, {setting}"] = dlbasics_trainer(
+                    variant, resident, device, logging_on=True
+                )
+        contenders[HAND_LOOP] = hand_loop(cfg, resident, device)
+        contenders["hand loop, DataLoader"] = hand_loop(cfg, resident, device, data_loader=True)
         if cfg.optim.name == "adam":
             contenders["hand loop, torch.optim fused"] = hand_loop(
-                cfg, data, torch_adam={"fused": True}
+                cfg, resident, device, torch_adam={"fused": True}
             )
-            contenders["hand loop, torch defaults"] = hand_loop(cfg, data, torch_adam={})
-        if sklearn:
+            contenders["hand loop, torch defaults"] = hand_loop(
+                cfg, resident, device, torch_adam={}
+            )
+        if sklearn and device.type == "cpu":
             contenders["sklearn MLPClassifier"] = sklearn_mlp(cfg, data)
-        lightning = lightning_classifier(cfg, data)
+        lightning = lightning_classifier(cfg, data, device)
         if lightning is not None:
             contenders["lightning"] = lightning
-        return contenders
+        return Prepared(contenders, steps_per_epoch(cfg, len(data.x_train)))
 
     return setup
 
 
-def perceptron_case(*overrides: str) -> Callable[[], Contenders]:
-    def setup() -> Contenders:
+def perceptron_case(*overrides: str) -> Callable[[torch.device], Prepared]:
+    def setup(device: torch.device) -> Prepared:
         from sklearn.linear_model import Perceptron
 
         cfg = config("model=perceptron", "optim=sgd", *overrides)
@@ -330,23 +453,24 @@ def perceptron_case(*overrides: str) -> Callable[[], Contenders]:
                 eta0=cfg.optim.lr, max_iter=epochs, tol=None, random_state=cfg.trainer.seed
             ).fit(x, y)
 
-        return {
-            "dlbasics": dlbasics_trainer(cfg, data, logging_on=True),
-            "dlbasics, no logging": dlbasics_trainer(cfg, data, logging_on=False),
+        contenders = {
+            "dlbasics": dlbasics_trainer(cfg, data, device, logging_on=True),
+            "dlbasics, no logging": dlbasics_trainer(cfg, data, device, logging_on=False),
             HAND_LOOP: hand_perceptron(cfg, data),
             "hand loop, DataLoader": hand_perceptron(cfg, data, data_loader=True),
             "sklearn Perceptron": scikit_learn,
         }
+        return Prepared(contenders, steps_per_epoch(cfg, len(data.x_train)))
 
     return setup
 
 
-def rbm_case(batch_size: int) -> Callable[[], Contenders]:
+def rbm_case(batch_size: int) -> Callable[[torch.device], Prepared]:
     """A Bernoulli RBM of 100 hidden units on digits scaled to [0, 1]: persistent CD-1 with
     plain SGD at lr 0.06 (what scikit-learn's BernoulliRBM does; its example's settings)."""
     n_hidden, lr = 100, 0.06
 
-    def setup() -> Contenders:
+    def setup(device: torch.device) -> Prepared:
         from sklearn.neural_network import BernoulliRBM
 
         cfg = config(
@@ -370,11 +494,12 @@ def rbm_case(batch_size: int) -> Callable[[], Contenders]:
                 random_state=0,
             ).fit(inputs)
 
-        return {
-            "dlbasics": dlbasics_trainer(cfg, data, logging_on=True),
-            "dlbasics, no logging": dlbasics_trainer(cfg, data, logging_on=False),
+        contenders = {
+            "dlbasics": dlbasics_trainer(cfg, data, device, logging_on=True),
+            "dlbasics, no logging": dlbasics_trainer(cfg, data, device, logging_on=False),
             "sklearn BernoulliRBM": scikit_learn,
         }
+        return Prepared(contenders, steps_per_epoch(cfg, len(inputs)))
 
     return setup
 
@@ -407,11 +532,19 @@ CASES = [
         epochs_per_round=3,
     ),
     Case(
+        "mlp_mnist_sized",
+        "the default MLP (784-128-64-10) on 60000 generated 28×28 images, Adam, batches of 64",
+        classifier_case(sklearn=True, make_data=mnist_sized),
+        epochs_per_round=1,
+        rounds=3,
+    ),
+    Case(
         "perceptron_and",
         "Rosenblatt's perceptron on the AND gate (4 samples), SGD lr 0.01, one sample per step",
         perceptron_case("data=and", "trainer=sgd"),
         epochs_per_round=200,
         rounds=11,
+        on_gpu=False,
     ),
     Case(
         "rbm_digits",
@@ -421,6 +554,7 @@ CASES = [
         # trainer.checkpoint_every (10) epochs: rounds of 10 epochs pay for them as a run does.
         epochs_per_round=10,
         bar="sklearn BernoulliRBM",
+        on_gpu=False,
     ),
     Case(
         "rbm_digits_b64",
@@ -428,6 +562,7 @@ CASES = [
         rbm_case(batch_size=64),
         epochs_per_round=10,
         bar="sklearn BernoulliRBM",
+        on_gpu=False,
     ),
 ]
 
@@ -435,35 +570,41 @@ CASES = [
 # --- timing ----------------------------------------------------------------------------------
 
 
-def seconds_per_epoch(train: TrainEpochs, epochs: int) -> float:
+def seconds_per_epoch(train: TrainEpochs, epochs: int, device: torch.device) -> float:
     started = time.perf_counter()
     train(epochs)
+    if device.type == "cuda":  # every kernel queued has run
+        torch.cuda.synchronize(device)
     return (time.perf_counter() - started) / epochs
 
 
-def run_case(case: Case, rounds: int) -> dict:
-    contenders = case.setup()
+def run_case(case: Case, rounds: int, device: torch.device) -> dict:
+    prepared = case.setup(device)
+    contenders = prepared.contenders
     for train in contenders.values():  # warm-up, not counted
-        seconds_per_epoch(train, 1)
+        seconds_per_epoch(train, 1, device)
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(rounds):
         for name, train in contenders.items():
-            times[name].append(seconds_per_epoch(train, case.epochs_per_round))
+            times[name].append(seconds_per_epoch(train, case.epochs_per_round, device))
     bar = statistics.median(times[case.bar])
     summary = {
         name: {
             "median": statistics.median(t),
             "min": min(t),
             "ratio": statistics.median(t) / bar,
+            "steps_per_second": prepared.steps_per_epoch / statistics.median(t),
             "seconds_per_epoch": t,
         }
         for name, t in times.items()
     }
     return {
         "case": case.name,
+        "device": str(device),
         "description": case.description,
         "epochs_per_round": case.epochs_per_round,
         "rounds": rounds,
+        "steps_per_epoch": prepared.steps_per_epoch,
         "bar": case.bar,
         "contenders": summary,
     }
@@ -544,7 +685,7 @@ def startup_and_memory(runs: int) -> dict:
 # --- reporting -------------------------------------------------------------------------------
 
 
-def machine(threads: int) -> dict:
+def machine(threads: int, devices: list[torch.device]) -> dict:
     import numpy
     import sklearn
 
@@ -570,49 +711,68 @@ def machine(threads: int) -> dict:
         "sklearn": sklearn.__version__,
         "lightning": lightning_version,
         "threads": threads,
+        "gpu": torch.cuda.get_device_name() if any(d.type == "cuda" for d in devices) else None,
     }
 
 
 def table(results: list[dict], about: dict) -> str:
     load = ", ".join(f"{x:.1f}" for x in about["load_average"])
     lightning = f", lightning {about['lightning']}" if about["lightning"] else ", no lightning"
+    gpu = f"; {about['gpu']}" if about["gpu"] else ""
     lines = [
-        f"{about['host']}: {about['cpu']}, {about['cores']} cores, load {load}; torch "
+        f"{about['host']}: {about['cpu']}, {about['cores']} cores, load {load}{gpu}; torch "
         f"{about['torch']}, scikit-learn {about['sklearn']}{lightning}; "
         f"{about['threads']} thread(s)",
         "",
-        f"{'case':<16} {'contender':<26} {'median s/epoch':>15} {'min s/epoch':>12} {'× bar':>7}",
+        f"{'case':<16} {'contender':<29} {'median s/epoch':>15} {'min s/epoch':>12} "
+        f"{'steps/s':>9} {'× bar':>7}",
     ]
     for result in results:
-        lines.append(f"{result['case']:<16} {result['description']}")
+        memory = (
+            f"; peak {result['cuda_peak_mib']:.0f} MiB on the GPU"
+            if "cuda_peak_mib" in result
+            else ""
+        )
+        lines.append(f"{result['case']:<16} on {result['device']}: {result['description']}{memory}")
         for name, t in result["contenders"].items():
             mark = " (bar)" if name == result["bar"] else ""
             lines.append(
-                f"{'':<16} {name:<26} {t['median']:>15.5f} {t['min']:>12.5f} "
-                f"{t['ratio']:>7.2f}{mark}"
+                f"{'':<16} {name:<29} {t['median']:>15.5f} {t['min']:>12.5f} "
+                f"{t['steps_per_second']:>9.0f} {t['ratio']:>7.2f}{mark}"
             )
     lines.append("× bar: median / the bar's median (below 1: faster than the bar)")
     return "\n".join(lines)
 
 
-def targets(results: list[dict], startup: dict | None) -> list[str]:
-    """The speed targets of the README, each met or missed, from this run's figures."""
+def targets(results: list[dict], startup: dict | None, time_to_target: list[dict]) -> list[str]:
+    """The speed targets of the README (on the CPU), each met or missed, from this run's
+    figures, and the same ratios on the GPU."""
     lines = []
     for result in results:
         times = {name: t["median"] for name, t in result["contenders"].items()}
         ours = times["dlbasics"]
+        case = f"{result['case']} on {result['device']}"
         if HAND_LOOP in times:
             ratio = ours / times[HAND_LOOP]
             fastest = (
                 result["contenders"]["dlbasics"]["min"] / result["contenders"][HAND_LOOP]["min"]
             )
+            target = "; target <= 1.05" if result["device"] == "cpu" else ""
             lines.append(
-                f"{result['case']}: dlbasics / hand loop {ratio:.2f} (of the minima "
-                f"{fastest:.2f}; target <= 1.05)"
+                f"{case}: dlbasics / hand loop {ratio:.2f} (of the minima {fastest:.2f}{target})"
             )
         for name in ("sklearn MLPClassifier", "lightning"):
             if name in times:
-                lines.append(f"{result['case']}: {name} / dlbasics {times[name] / ours:.2f}")
+                lines.append(f"{case}: {name} / dlbasics {times[name] / ours:.2f}")
+    for reached in time_to_target:
+        goal = f"cnn_digits on {reached['device']}: val_acc >= {reached['target_val_acc']}"
+        if reached["seconds"] is None:
+            lines.append(f"{goal} not reached by every fit: {reached['fits']}")
+        else:
+            lines.append(
+                f"{goal} after {reached['epochs']:.0f} epochs, {reached['seconds']:.2f} s "
+                f"(median of {len(reached['fits'])} fits, from building the model)"
+            )
     if startup:
         lines.append(
             f"start-up: train.py trainer.epochs=1 takes {startup['over_import_torch']:.2f} s "
@@ -631,6 +791,12 @@ def main() -> None:
         type=int,
         help="timed rounds per contender (default: each case's own, 5 to 25)",
     )
+    parser.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="auto (default): the CPU, then CUDA when there is one",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads")
     parser.add_argument("--startup-runs", type=int, default=5, help="runs per start-up command")
     parser.add_argument("--no-startup", action="store_true", help="skip start-up and memory")
@@ -642,15 +808,33 @@ def main() -> None:
             f"unknown case(s) {', '.join(sorted(unknown))}; choose from {', '.join(names)}"
         )
 
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA device here (torch.cuda.is_available())")
+    devices = [torch.device(d) for d in ("cpu", "cuda") if args.device in (d, "auto")]
+    devices = [d for d in devices if d.type == "cpu" or torch.cuda.is_available()]
+
     warnings.filterwarnings("ignore", module="lightning")  # advice on DataLoader workers etc.
     torch.set_num_threads(args.threads)
-    results = []
+    results, time_to_target = [], []
     with threadpool_limits(args.threads):  # numpy's BLAS: the same threads as torch
-        for case in CASES:
-            if case.name in (args.cases or names):
-                print(f"{case.name} …", file=sys.stderr, flush=True)
-                results.append(run_case(case, args.rounds or case.rounds))
-    about = machine(args.threads)
+        for device in devices:
+            for case in CASES:
+                if case.name not in (args.cases or names) or (
+                    device.type == "cuda" and not case.on_gpu
+                ):
+                    continue
+                print(f"{case.name} on {device} …", file=sys.stderr, flush=True)
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(device)
+                    # As train.py does for a CNN (and a hand loop may too): cuDNN times its
+                    # algorithms once per shape.
+                    torch.backends.cudnn.benchmark = True
+                results.append(run_case(case, args.rounds or case.rounds, device))
+                if device.type == "cuda":
+                    results[-1]["cuda_peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+            if "cnn_digits" in (args.cases or names):
+                time_to_target.append(time_to_accuracy(device, target=0.98, fits=3))
+    about = machine(args.threads, devices)
     print(table(results, about))
     startup = None if args.no_startup else startup_and_memory(args.startup_runs)
     if startup:
@@ -670,10 +854,11 @@ def main() -> None:
     bench_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of this benchmark process: {bench_rss:.0f} MiB")
     print()
-    print("\n".join(targets(results, startup)))
+    print("\n".join(targets(results, startup, time_to_target)))
     report = {
         "machine": about,
         "results": results,
+        "time_to_accuracy": time_to_target,
         "startup": startup,
         "bench_peak_rss_mib": bench_rss,
     }

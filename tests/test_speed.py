@@ -1,6 +1,7 @@
 """Speed settings: fused optimizers, mixed precision (trainer.precision), torch.compile
 (trainer.compile), CUDA (skipped without a GPU) and the benchmark script."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -113,6 +114,63 @@ def test_the_benchmark_times_every_contender_and_writes_json(tmp_path):
     )
     assert contenders["hand loop"]["ratio"] == 1.0
     assert all(t["median"] > 0 for t in contenders.values())
+    assert result["device"] == "cpu"
+    assert result["steps_per_epoch"] == 4  # the AND gate's 4 samples, one per step
+    assert contenders["dlbasics"]["steps_per_second"] == pytest.approx(
+        4 / contenders["dlbasics"]["median"]
+    )
+
+
+def load_bench():
+    """scripts/bench.py as a module, to call its parts."""
+    spec = importlib.util.spec_from_file_location("bench", ROOT / "scripts" / "bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def test_the_mnist_sized_data_are_60000_learnable_images_of_28_by_28():
+    data = load_bench().mnist_sized()
+    assert data.x_train.shape == (60000, 1, 28, 28) and data.x_train.dtype == torch.float32
+    assert len(data.x_val) == len(data.x_test) == 10000
+    assert set(data.y_train.unique().tolist()) == set(range(10))
+    # The nearest class mean of the training images labels the validation images: the
+    # classes are there to be learned, not noise.
+    means = torch.stack([data.x_train[data.y_train == c].mean(0) for c in range(10)])
+    nearest = torch.cdist(data.x_val.flatten(1), means.flatten(1)).argmin(1)
+    assert (nearest == data.y_val).float().mean() > 0.95
+
+
+def test_the_stopwatch_notes_the_first_epoch_at_the_target_accuracy():
+    stopwatch = load_bench().Stopwatch(target=0.98)
+    for epoch, accuracy in enumerate([0.5, 0.97, 0.98, 0.99, 0.95], start=1):
+        stopwatch.log_scalars({"acc/val": accuracy, "loss/val": 0.1}, epoch)
+        if epoch == 3:
+            seconds = stopwatch.reached["seconds"]
+    assert stopwatch.reached == {"epoch": 3, "seconds": seconds}
+    assert seconds > 0
+
+
+def test_time_to_accuracy_fits_the_cnn_and_says_when_a_target_is_not_reached():
+    bench = load_bench()
+    cpu = torch.device("cpu")
+    reached = bench.time_to_accuracy(cpu, target=0.8, fits=1, epochs=3)
+    assert reached["epochs"] in (1, 2, 3) and reached["seconds"] > 0
+    missed = bench.time_to_accuracy(cpu, target=1.01, fits=1, epochs=1)
+    assert missed["fits"] == [None] and missed["seconds"] is None
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+def test_the_benchmark_on_cuda_without_a_gpu_says_so():
+    done = subprocess.run(
+        [sys.executable, "scripts/bench.py", "--device", "cuda", "--no-startup"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "--device cuda: torch sees no CUDA device" in done.stderr
 
 
 class CountOperations(TorchDispatchMode):
@@ -230,6 +288,29 @@ def test_float16_with_a_gradient_scaler_learns_on_cuda(tmp_path):
     assert metrics["test_acc"] > 0.85
     last = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
     assert last["grad_scaler"]["scale"] > 0
+
+
+@CUDA
+def test_the_benchmark_times_cuda_in_each_precision_and_compiled(tmp_path):
+    report = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "scripts/bench.py", "mlp_digits", "--device", "cuda", "--rounds", "1"]
+        + ["--no-startup", "--json", str(report)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(report.read_text())["results"][0]
+    assert result["device"] == "cuda" and result["cuda_peak_mib"] > 0
+    assert {
+        "dlbasics",
+        "dlbasics, precision=bf16",
+        "dlbasics, precision=16-mixed",
+        "dlbasics, compile=true",
+        "hand loop",
+    } <= set(result["contenders"])
 
 
 @CUDA
