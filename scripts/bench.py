@@ -579,6 +579,8 @@ def seconds_per_epoch(train: TrainEpochs, epochs: int, device: torch.device) -> 
 
 
 def run_case(case: Case, rounds: int, device: torch.device) -> dict:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     prepared = case.setup(device)
     contenders = prepared.contenders
     for train in contenders.values():  # warm-up, not counted
@@ -598,7 +600,7 @@ def run_case(case: Case, rounds: int, device: torch.device) -> dict:
         }
         for name, t in times.items()
     }
-    return {
+    result = {
         "case": case.name,
         "device": str(device),
         "description": case.description,
@@ -608,6 +610,9 @@ def run_case(case: Case, rounds: int, device: torch.device) -> dict:
         "bar": case.bar,
         "contenders": summary,
     }
+    if device.type == "cuda":  # the data, the models and their steps
+        result["cuda_peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return result
 
 
 def wall_seconds(command: list[str]) -> float:
@@ -810,28 +815,26 @@ def main() -> None:
 
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device here (torch.cuda.is_available())")
-    devices = [torch.device(d) for d in ("cpu", "cuda") if args.device in (d, "auto")]
-    devices = [d for d in devices if d.type == "cpu" or torch.cuda.is_available()]
+    devices = [torch.device("cpu")] if args.device != "cuda" else []
+    if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()):
+        devices.append(torch.device("cuda"))
 
     warnings.filterwarnings("ignore", module="lightning")  # advice on DataLoader workers etc.
     torch.set_num_threads(args.threads)
     results, time_to_target = [], []
     with threadpool_limits(args.threads):  # numpy's BLAS: the same threads as torch
         for device in devices:
+            if device.type == "cuda":
+                # As train.py does for a CNN (and a hand loop may too): cuDNN times its
+                # algorithms once per shape.
+                torch.backends.cudnn.benchmark = True
             for case in CASES:
                 if case.name not in (args.cases or names) or (
                     device.type == "cuda" and not case.on_gpu
                 ):
                     continue
                 print(f"{case.name} on {device} …", file=sys.stderr, flush=True)
-                if device.type == "cuda":
-                    torch.cuda.reset_peak_memory_stats(device)
-                    # As train.py does for a CNN (and a hand loop may too): cuDNN times its
-                    # algorithms once per shape.
-                    torch.backends.cudnn.benchmark = True
                 results.append(run_case(case, args.rounds or case.rounds, device))
-                if device.type == "cuda":
-                    results[-1]["cuda_peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
             if "cnn_digits" in (args.cases or names):
                 time_to_target.append(time_to_accuracy(device, target=0.98, fits=3))
     about = machine(args.threads, devices)
