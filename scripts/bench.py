@@ -180,13 +180,13 @@ def time_to_accuracy(device: torch.device, target: float, fits: int, epochs: int
         stopwatch = Stopwatch(target)
         fit_dlbasics(cfg, data, device, stopwatch)
         reached.append(stopwatch.reached)
-    seconds = [r["seconds"] for r in reached if r]
+    every_fit = all(reached)
     return {
         "device": str(device),
         "target_val_acc": target,
         "fits": reached,  # None where a fit did not reach it in ``epochs``
-        "epochs": statistics.median(r["epoch"] for r in reached) if all(reached) else None,
-        "seconds": statistics.median(seconds) if all(reached) else None,
+        "epochs": statistics.median(r["epoch"] for r in reached) if every_fit else None,
+        "seconds": statistics.median(r["seconds"] for r in reached) if every_fit else None,
     }
 
 
