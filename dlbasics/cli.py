@@ -28,6 +28,7 @@ from omegaconf.errors import (
     ValidationError,
 )
 
+from dlbasics.config import unknown_key_message
 from dlbasics.errors import UserError
 from dlbasics.import_guard import INSTANTIATE_KEYS, code_key_message, refuse_code_in_arguments
 
@@ -131,8 +132,7 @@ def describe_hydra_error(error: Exception, overrides: list[str]) -> str:
     if key and is_dataclass(schema):
         known = {f.name: f.type for f in fields(schema)}
         if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and name not in known:
-            group = key.rpartition(".")[0] or "the top level"
-            return f"{key} is not a known key; {group} accepts: {', '.join(sorted(known))}."
+            return unknown_key_message(key, known)
         if isinstance(cause, ValidationError) and name in known:
             value = getattr(cause, "value", None)
             return f"{key}={value!r} is not allowed: {_type_name(known[name])} expected."

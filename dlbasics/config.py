@@ -6,6 +6,7 @@ composing. ``validate`` then turns the composed config into these dataclasses, w
 ranges (``__post_init__``) and refuses keys the schema does not know — all before training.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
@@ -675,11 +676,40 @@ def _refuse_unknown_keys(node: Any, path: str) -> None:
         if key in INSTANTIATE_KEYS:
             raise ConfigError(code_key_message(full_key))
         if known is not None and key not in known:
-            raise ConfigError(
-                f"{full_key} is not a known key; {path or 'the top level'} accepts: "
-                f"{', '.join(sorted(known))}."
-            )
+            raise ConfigError(unknown_key_message(full_key, known))
         _refuse_unknown_keys(node._get_node(key), full_key)
+
+
+def unknown_key_message(full_key: str, known: Iterable[str]) -> str:
+    """One line for a key its group's schema lacks; for a top-level key that a group has
+    (``device=cuda``), where it belongs (``trainer.device``)."""
+    group, _, name = full_key.rpartition(".")
+    message = (
+        f"{full_key} is not a known key; {group or 'the top level'} accepts: "
+        f"{', '.join(sorted(known))}."
+    )
+    homes = [] if group else _homes_of(name)
+    if homes:
+        message += f" Did you mean {' or '.join(homes)}?"
+    return message
+
+
+def _homes_of(name: str) -> list[str]:
+    """The group keys called ``name``: trainer.device for device, model.hidden for hidden."""
+    schemas: list[tuple[str, type]] = [
+        (f.name, f.default_factory) for f in fields(Config) if is_dataclass(f.default_factory)
+    ]
+    schemas += [("model", schema) for schema in MODEL_SCHEMAS.values()]
+    schemas += [("data", schema) for schema in DATA_SCHEMAS.values()]
+    homes: list[str] = []
+    while schemas:
+        path, schema = schemas.pop(0)
+        for f in fields(schema):
+            if is_dataclass(f.default_factory):  # trainer.early_stopping.…
+                schemas.append((f"{path}.{f.name}", f.default_factory))
+            elif f.name == name and f"{path}.{name}" not in homes:
+                homes.append(f"{path}.{name}")
+    return homes
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:

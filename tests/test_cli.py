@@ -39,6 +39,8 @@ def test_default_run_trains_digits_mlp_to_97_percent_and_says_where(tmp_path):
         (["+model.width=3"], ["model.width", "hidden"]),
         (["optim.lr=fast"], ["optim.lr", "fast", "a number"]),
         (["trainer.early_stopping.patiense=3"], ["patiense", "patience"]),
+        (["device=cpu"], ["device is not a known key", "Did you mean trainer.device?"]),
+        (["+patience=3"], ["Did you mean trainer.early_stopping.patience?"]),
         (["optim.lr=[1,"], ["cannot be parsed", "[1,"]),
         (["loss=bce", "trainer.epochs=1"], ["loss=bce", "binary"]),
     ],
