@@ -21,11 +21,11 @@ install: $(INSTALLED)
 train: install  ## train the default model (an MLP on digits); extra overrides: make train ARGS="act=tanh"
 	$(PY) scripts/train.py $(ARGS)
 
-test: install  ## the test suite without the tests marked slow
-	$(PY) -m pytest -m "not slow" $(ARGS)
+test: install  ## the test suite without the tests marked slow, one worker per core
+	$(PY) -m pytest -m "not slow" -n auto $(ARGS)
 
 test-slow: install  ## only the slow tests (full accuracy targets, long runs)
-	$(PY) -m pytest -m slow $(ARGS)
+	$(PY) -m pytest -m slow -n auto $(ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

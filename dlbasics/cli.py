@@ -9,12 +9,10 @@
 1    anything else: a bug in dlbasics, shown with its traceback
 """
 
-import atexit
 import functools
 import os
 import signal
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import fields, is_dataclass
 from typing import Any, NoReturn
@@ -28,7 +26,7 @@ from omegaconf.errors import (
     ValidationError,
 )
 
-from dlbasics.config import unknown_key_message
+from dlbasics.config import CHOICES, unknown_key_message
 from dlbasics.errors import UserError
 from dlbasics.import_guard import INSTANTIATE_KEYS, code_key_message, refuse_code_in_arguments
 
@@ -83,26 +81,6 @@ def run_app(app: Callable[[], Any], argv: list[str]) -> None:
         )
 
 
-def exit_without_teardown(status: object = None) -> NoReturn:
-    """``sys.exit(status)``, skipping the interpreter's teardown once a run has closed its
-    files: freeing torch's objects one by one took 0.5-0.8 s on a 2-core machine, more than a
-    one-epoch run of the digits MLP trains. As at a normal exit, the exit handlers run
-    (atexit: logging's flush and close of train.log among them) and the standard streams are
-    flushed first. With another thread alive, the process exits the normal way."""
-    if threading.active_count() > 1:
-        sys.exit(status)
-    if status is not None and not isinstance(status, int):  # sys.exit("message")
-        print(status, file=sys.stderr)
-        status = 1
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe or stream: nothing more can be written
-            pass
-    os._exit(status or 0)
-
-
 def fail(message: str) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
     sys.exit(USER_ERROR)
@@ -132,7 +110,8 @@ def describe_hydra_error(error: Exception, overrides: list[str]) -> str:
     if key and is_dataclass(schema):
         known = {f.name: f.type for f in fields(schema)}
         if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and name not in known:
-            return unknown_key_message(key, known)
+            registry = CHOICES.get(key.rpartition(".")[0])
+            return unknown_key_message(key, known, registry and registry.choice_of(schema))
         if isinstance(cause, ValidationError) and name in known:
             value = getattr(cause, "value", None)
             return f"{key}={value!r} is not allowed: {_type_name(known[name])} expected."

@@ -20,22 +20,20 @@ What differs from one process:
 """
 
 import os
-from collections.abc import Callable
 from datetime import timedelta
-from functools import partial
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from dlbasics.config import TrainerConfig
 from dlbasics.errors import ConfigError
-from dlbasics.losses import Objective
-from dlbasics.models.base import Model, backpropagate
+from dlbasics.models.base import Model
 from dlbasics.training_state import EpochPass
 
-TrainingStep = Callable[[Tensor, Tensor, Objective], tuple[Tensor, Tensor]]
+if TYPE_CHECKING:
+    from dlbasics.trainer import TrainerConfig
 
 
 class SingleProcess:
@@ -57,9 +55,13 @@ class SingleProcess:
         """This rank's part of a data set to evaluate."""
         return split
 
-    def training_step(self, model: Model) -> TrainingStep:
-        """``model.training_step``, with the gradients averaged over the ranks."""
-        return model.training_step
+    def wrap(self, model: Model) -> nn.Module:
+        """What runs the forward pass of a model trained by backpropagation: under torchrun,
+        DistributedDataParallel, whose backward pass averages the gradients over the ranks."""
+        return model
+
+    def average_gradients(self, model: Model) -> None:
+        """Average over the ranks the ``.grad`` a model's own learning rule wrote."""
 
     def is_finite_everywhere(self, loss: Tensor) -> bool:
         """Whether this step's loss is finite on every rank."""
@@ -102,28 +104,23 @@ class DataParallel(SingleProcess):
     def local_part(self, split: Tensor) -> Tensor:
         return split.tensor_split(self.world_size)[self.rank]
 
-    def training_step(self, model: Model) -> TrainingStep:
-        if type(model).training_step is Model.training_step:
-            # Backpropagation: DDP averages the gradients while backward runs.
-            ddp = DistributedDataParallel(
-                model, device_ids=[self.device] if self.device.type == "cuda" else None
-            )
-            ddp.register_comm_hook(self, _weighted_sum)
-            return partial(backpropagate, model, forward=ddp)
+    def wrap(self, model: Model) -> nn.Module:
+        if not model.learns_by_backprop:
+            return model
+        ddp = DistributedDataParallel(
+            model, device_ids=[self.device] if self.device.type == "cuda" else None
+        )
+        ddp.register_comm_hook(self, _weighted_sum)
+        return ddp
 
-        # A learning rule of its own (the perceptron's, contrastive divergence) writes .grad
-        # without autograd, so DDP's hooks would never see it: average what it wrote.
-        def step(x: Tensor, y: Tensor, objective: Objective) -> tuple[Tensor, Tensor]:
-            loss, scores = model.training_step(x, y, objective)
-            # The same code on every rank fills the same parameters' gradients.
-            grads = [p.grad for p in model.parameters() if p.grad is not None]
-            flat = torch.cat([g.reshape(-1) for g in grads]).mul_(self.share)
-            dist.all_reduce(flat)
-            for grad, averaged in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
-                grad.copy_(averaged.view_as(grad))
-            return loss, scores
-
-        return step
+    def average_gradients(self, model: Model) -> None:
+        # A learning rule of its own writes .grad without autograd, so DDP's hooks never see
+        # it. The same code on every rank fills the same parameters' gradients.
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        flat = torch.cat([g.reshape(-1) for g in grads]).mul_(self.share)
+        dist.all_reduce(flat)
+        for grad, averaged in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
+            grad.copy_(averaged.view_as(grad))
 
     def is_finite_everywhere(self, loss: Tensor) -> bool:
         # Every rank skips the step or none does: a NaN anywhere makes the sum NaN.
@@ -176,7 +173,7 @@ def _weighted_sum(
     return work.get_future().then(lambda future: future.value()[0])
 
 
-def join_ranks(device: torch.device, cfg: TrainerConfig) -> SingleProcess:
+def join_ranks(device: torch.device, cfg: "TrainerConfig") -> SingleProcess:
     """Under torchrun, join the other ranks (gloo on CPU, NCCL on GPUs, one per rank); else
     this process trains alone."""
     if "RANK" not in os.environ:  # set by torchrun (and by other env:// launchers)
@@ -203,7 +200,7 @@ def join_ranks(device: torch.device, cfg: TrainerConfig) -> SingleProcess:
     return DataParallel(device, rank, world_size)
 
 
-def check_batch_fits_ranks(cfg: TrainerConfig, n_train: int, world_size: int) -> None:
+def check_batch_fits_ranks(cfg: "TrainerConfig", n_train: int, world_size: int) -> None:
     """Each rank needs at least one sample of every batch to compute its gradients."""
     batch_size = n_train if cfg.batch_size is None else min(cfg.batch_size, n_train)
     if batch_size < world_size:

@@ -1,28 +1,37 @@
 """Where per-epoch metrics go: TensorBoard event files (`logger=tensorboard`) or nowhere."""
 
-import itertools
-import os
-import socket
-import struct
-import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from torch import Tensor
 
-FLUSH_SECONDS = 1.0  # how long events may wait in memory before going to disk
+from dlbasics.schema import check_choice
+
+LOGGERS = ("tensorboard", "none")
 
 
-def _tensorflow_buckets() -> list[float]:
-    """SummaryWriter's default histogram buckets (TensorFlow's): 0 and ±1e-12·1.1^k < 1e20."""
-    positive, edge = [], 1e-12
-    while edge < 1e20:
-        positive.append(edge)
-        edge *= 1.1
-    return [-edge for edge in reversed(positive)] + [0] + positive
+@dataclass
+class LoggerConfig:
+    name: str = "tensorboard"  # tensorboard | none
+
+    def __post_init__(self) -> None:
+        check_choice("logger.name", self.name, LOGGERS)
 
 
-HISTOGRAM_BUCKETS = _tensorflow_buckets()
+# How often the writer thread flushes its file. SummaryWriter's default, 120 s, would leave
+# someone watching TensorBoard (which re-reads its logdir every few seconds) looking at a run
+# that stands still for two minutes; a flush every 2 s shows each epoch at the next reload or
+# the one after, and costs nothing worth counting. (Without TensorFlow, tensorboard appends
+# each record to the file as it goes; with it, or on remote storage, the file is buffered
+# until the flush.)
+FLUSH_SECONDS = 2
+# Events waiting for the writer thread (one per scalar, image or histogram). A hand-off to a
+# full queue waits until that thread has written another record, which it checksums in Python
+# while holding the interpreter lock; SummaryWriter's default of 10 is full as soon as a few
+# fast epochs, or one epoch's per-layer diagnostics, come quicker than it writes. A thousand
+# absorbs those bursts and still bounds the memory the waiting events take.
+MAX_QUEUE = 1000
 
 
 class Logger(Protocol):
@@ -59,127 +68,46 @@ class NullLogger:
         pass
 
 
-class EventFile:
-    """One TensorBoard event file, written on the training thread into a buffered file that
-    goes to disk once a second and on close.
-
-    The format is TensorFlow's record file: for each serialized Event, its length (uint64,
-    little-endian), the masked CRC32C of those 8 bytes, the Event, and its masked CRC32C.
-
-    torch's SummaryWriter hands every event to a thread that, without TensorFlow, opens the
-    file, appends the record and closes it again, after checksumming it in pure Python while
-    holding the interpreter lock: 26-40 µs of CPU for an epoch of five scalars, on a model
-    whose whole epoch can take 400 µs. Here the same epoch takes 7-12 µs."""
-
-    _files_made = itertools.count()  # tells apart the files one process makes in one second
-
-    def __init__(self, log_dir: Path):
-        import google_crc32c  # C code: 0.2 µs a checksum, 20 µs in tensorboard's Python
-        from tensorboard.compat.proto.event_pb2 import Event
-
-        self._crc32c = google_crc32c.value
-        self._event = Event
-        log_dir.mkdir(parents=True, exist_ok=True)
-        # TensorBoard reads every file whose name holds "tfevents"; these are its writer's.
-        name = (
-            f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}"
-            f".{os.getpid()}.{next(self._files_made)}"
-        )
-        self.path = log_dir / name
-        self.pending_scalars: list[tuple[int, float, dict[str, float]]] = []
-        self.file = open(self.path, "wb")  # noqa: SIM115 (closed by close())
-        self.write(Event(wall_time=time.time(), file_version="brain.Event:2"))
-        self.flush()
-
-    def add_scalars(self, scalars: dict[str, float], step: int) -> None:
-        # Made into an event at the next flush, with the epochs before it: in one go, an
-        # epoch's event takes half the time it takes when made between two epochs of training.
-        self.pending_scalars.append((step, time.time(), scalars))
-        if time.monotonic() >= self.flush_at:
-            self.flush()
-
-    def add_summary(self, summary: Any, step: int | None = None) -> None:
-        self._write_pending_scalars()  # the file keeps the order of the steps
-        event = self._event(wall_time=time.time(), summary=summary)
-        if step is not None:
-            event.step = step
-        self.write(event)
-        if time.monotonic() >= self.flush_at:
-            self.flush()
-
-    def _write_pending_scalars(self) -> None:
-        for step, wall_time, scalars in self.pending_scalars:
-            event = self._event(wall_time=wall_time, step=step)
-            add = event.summary.value.add  # built in place: half the time of Summary(value=[…])
-            for tag, value in scalars.items():
-                add(tag=tag, simple_value=float(value))
-            self.write(event)
-        self.pending_scalars.clear()
-
-    def write(self, event: Any) -> None:
-        data = event.SerializeToString()
-        length = struct.pack("<Q", len(data))
-        self.file.write(length + self._masked_crc(length) + data + self._masked_crc(data))
-
-    def _masked_crc(self, data: bytes) -> bytes:
-        crc = self._crc32c(data)  # TensorFlow's masking: rotate right by 15, add a constant
-        return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
-
-    def flush(self) -> None:
-        self._write_pending_scalars()
-        self.file.flush()
-        self.flush_at = time.monotonic() + FLUSH_SECONDS
-
-    def close(self) -> None:
-        self.flush()
-        self.file.close()
-
-
 class TensorBoardLogger:
     """Scalars per epoch, images, histograms and figures, plus the run's hyper-parameters and
-    final metrics for the HParams tab, all in one event file under ``log_dir``. The summaries
-    are made by torch.utils.tensorboard.summary, as SummaryWriter makes them."""
+    final metrics for the HParams tab, all in ``log_dir``, through torch's SummaryWriter (the
+    events are serialized on the calling thread and written to disk by the writer's thread)."""
 
     def __init__(self, log_dir: Path):
-        self.events = EventFile(log_dir)
+        from torch.utils.tensorboard import SummaryWriter  # only when logging (import time)
+
+        self.writer = SummaryWriter(
+            log_dir=str(log_dir), max_queue=MAX_QUEUE, flush_secs=FLUSH_SECONDS
+        )
 
     def log_scalars(self, scalars: dict[str, float], step: int) -> None:
-        self.events.add_scalars(scalars, step)
+        for tag, value in scalars.items():
+            self.writer.add_scalar(tag, value, step)
 
     def log_images(self, images: dict[str, Tensor], step: int) -> None:
         """Images as (channels, height, width) tensors with values in [0, 1]."""
-        from torch.utils.tensorboard.summary import image
-
         for tag, pixels in images.items():
-            self.events.add_summary(image(tag, pixels.cpu(), dataformats="CHW"), step)
+            self.writer.add_image(tag, pixels, step, dataformats="CHW")
 
     def log_histograms(self, values: dict[str, Tensor], step: int) -> None:
-        from torch.utils.tensorboard.summary import histogram
-
         for tag, tensor in values.items():
-            self.events.add_summary(histogram(tag, tensor, HISTOGRAM_BUCKETS), step)
+            self.writer.add_histogram(tag, tensor, step, bins="tensorflow")
 
     def log_figure(self, tag: str, figure: Any, step: int) -> None:
-        """A matplotlib figure as an image (the Images tab); the figure stays open."""
-        from torch.utils.tensorboard._utils import figure_to_image
-        from torch.utils.tensorboard.summary import image
-
-        pixels = figure_to_image(figure, close=False)
-        self.events.add_summary(image(tag, pixels, dataformats="CHW"), step)
+        """A matplotlib figure as an image (the Images tab); the caller keeps the figure."""
+        self.writer.add_figure(tag, figure, step, close=False)
 
     def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
-        from torch.utils.tensorboard.summary import hparams as hparams_summaries
-        from torch.utils.tensorboard.summary import scalar
-
-        # SummaryWriter.add_hparams would start a second run in a sub-directory; writing the
-        # three summaries here keeps the hyper-parameters with this run's scalars.
-        for summary in hparams_summaries(hparams, metrics):
-            self.events.add_summary(summary)
-        for tag, value in metrics.items():
-            self.events.add_summary(scalar(tag, value))
+        # add_hparams writes into the directory log_dir/run_name; without a run_name that is a
+        # new sub-directory named by the time, which TensorBoard shows as a second run holding
+        # the hyper-parameters but none of the curves. "." names the run's own directory, so
+        # the HParams tab shows one run per training run, with its scalars. Its file sits
+        # beside the scalars' file: the writer names each by time, host, process and a counter.
+        self.writer.add_hparams(hparams, metrics, run_name=".")
 
     def close(self) -> None:
-        self.events.close()
+        """Writes out every event still queued, then closes the file."""
+        self.writer.close()
 
 
 def build_logger(name: str, log_dir: Path) -> Logger:

@@ -1,22 +1,48 @@
-"""The objective a model is trained on: the loss for the task, plus L1/L2 penalties.
+"""The objective a model is trained on (`loss=NAME`): the loss for the task, plus the L1/L2
+penalties of `reg` (docs/concepts.md §5, §7).
 
 Models return scores (the output layer before its activation). Where the loss has a fused,
 numerically stable form (softmax + cross-entropy, sigmoid + binary cross-entropy) it is used;
 otherwise the output activation is applied first and the loss compares probabilities or values.
 """
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dlbasics.activations import OUTPUT_ACTIVATIONS
-from dlbasics.config import RegConfig
 from dlbasics.data import DataSpec
 from dlbasics.errors import ConfigError
-from dlbasics.hot_path import mean_squared_error
+from dlbasics.schema import check, check_choice
 
 DEFAULT_OUTPUT_ACT = {"regression": "identity", "binary": "sigmoid", "multiclass": "softmax"}
 DEFAULT_LOSS = {"regression": "mse", "binary": "bce", "multiclass": "cross_entropy"}
+LOSSES = ("auto", *sorted(set(DEFAULT_LOSS.values())))  # auto: the task's default above
+
+
+@dataclass
+class LossConfig:
+    name: str = "auto"  # auto: cross_entropy (multi-class), bce (binary), mse (regression)
+
+    def __post_init__(self) -> None:
+        check_choice("loss.name", self.name, LOSSES)
+
+
+@dataclass
+class RegConfig:
+    """Regularisation (`reg=l1|l2|dropout`, combinable): what keeps a model from fitting the
+    noise of its training set."""
+
+    l1: float = 0.0  # coefficient of sum(|w|) over weight matrices, added to the loss
+    l2: float = 0.0  # coefficient of sum(w**2) over weight matrices, added to the loss
+    dropout: float = 0.0  # probability of dropping each hidden unit while training
+
+    def __post_init__(self) -> None:
+        check(self.l1 >= 0, "reg.l1", self.l1, "must be >= 0")
+        check(self.l2 >= 0, "reg.l2", self.l2, "must be >= 0")
+        check(0 <= self.dropout < 1, "reg.dropout", self.dropout, "a probability in [0, 1)")
 
 
 class Objective:
@@ -29,19 +55,13 @@ class Objective:
         self.n_classes = spec.n_classes
         self.l1, self.l2 = reg.l1, reg.l2
         self.activate = OUTPUT_ACTIVATIONS.get(output_act)
-        # Set by the Trainer under trainer.precision=16-mixed: backpropagation multiplies the
-        # loss by its scale first, as float16 gradients would underflow to zero.
-        self.grad_scaler: torch.amp.GradScaler | None = None
 
     def __call__(self, scores: Tensor, target: Tensor) -> Tensor:
         if self.loss == "cross_entropy" and self.task == "multiclass":
             return F.cross_entropy(scores, target)  # log-softmax inside: stable
         if self.loss in ("bce", "cross_entropy"):  # binary: cross-entropy of one sigmoid unit
             return F.binary_cross_entropy_with_logits(scores, target)
-        outputs, values = self.activate(scores), self.as_values(target)
-        if outputs.shape == values.shape:
-            return mean_squared_error(outputs, values)
-        return F.mse_loss(outputs, values)  # broadcasts, with torch's warning that it does
+        return F.mse_loss(self.activate(scores), self.as_values(target))
 
     def as_values(self, target: Tensor) -> Tensor:
         """Targets as the output layer's values: one-hot rows for class labels."""

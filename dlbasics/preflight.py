@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 
 from dlbasics.checkpoint import atomic_write
-from dlbasics.config import TrainerConfig
 from dlbasics.errors import ConfigError, OutputError
+from dlbasics.trainer import TrainerConfig
 
 # Bytes written per byte of parameters, at most: last.pt holds the weights, the best weights
 # and up to two optimizer slots (Adam), best.pt the best weights; while a checkpoint is being
@@ -66,7 +66,7 @@ def check_resumable(cfg: TrainerConfig, model_name: str, resumable: bool) -> Non
 
 
 def check_precision(
-    cfg: TrainerConfig, device: torch.device, model_name: str, backprop: bool
+    cfg: TrainerConfig, device: torch.device, model_name: str, learns_by_backprop: bool
 ) -> None:
     """Mixed precision needs hardware that computes in it, and a model trained by
     backpropagation (the others write their updates in float32 themselves)."""
@@ -74,7 +74,7 @@ def check_precision(
     if precision == "32":
         return
     where = f"trainer.precision={precision}"
-    if not backprop:
+    if not learns_by_backprop:
         raise ConfigError(
             f"{where}: model={model_name} learns (or pre-trains) by a rule of its own, not by "
             "backpropagation, and computes it in float32; use trainer.precision=32."

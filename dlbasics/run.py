@@ -4,6 +4,7 @@ import logging
 import os
 import platform
 import signal
+import textwrap
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from omegaconf import OmegaConf
 
 from dlbasics.boundary import check_can_draw, write_decision_boundary
 from dlbasics.checkpoint import write_json
-from dlbasics.config import Config, TrainerConfig, flatten
+from dlbasics.config import Config, flatten
 from dlbasics.data import build_data
 from dlbasics.diagnostics import Diagnostics
 from dlbasics.distributed import SingleProcess, check_batch_fits_ranks, join_ranks
@@ -21,7 +22,8 @@ from dlbasics.errors import ConfigError
 from dlbasics.interrupt import StopOnSignal
 from dlbasics.loggers import build_logger
 from dlbasics.losses import build_objective
-from dlbasics.models import build_model
+from dlbasics.models import Model, build_model
+from dlbasics.phases import pretraining, run_phases
 from dlbasics.preflight import (
     check_batch_size,
     check_monitor,
@@ -30,9 +32,10 @@ from dlbasics.preflight import (
     check_reported_monitor,
     check_resumable,
 )
+from dlbasics.progress import WIDTH
 from dlbasics.resume import load_resume_checkpoint
 from dlbasics.threshold import has_threshold, threshold_metrics
-from dlbasics.trainer import Trainer
+from dlbasics.trainer import Trainer, TrainerConfig
 
 log = logging.getLogger("dlbasics")
 
@@ -67,7 +70,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
         check_can_draw(data.spec)
     torch.manual_seed(cfg.trainer.seed)  # after the data, so initialisation is its own seed
     model = build_model(cfg, data.spec)
-    check_precision(cfg.trainer, device, cfg.model.name, model.backprop)
+    check_precision(cfg.trainer, device, cfg.model.name, learns_by_backprop(model))
     data = model.prepare(data)  # what it fits: the data set, or (an RBM) its inputs
     check_reported_monitor(cfg.trainer, data.spec.task, cfg.model.name, model.epoch_metric_names)
     n_params = sum(p.numel() for p in model.parameters())
@@ -93,18 +96,21 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
     logger = build_logger(cfg.logger.name if main else "none", run_dir / "tb")
     if main:
         ranks = f" ranks={parallel.world_size}" if parallel.world_size > 1 else ""
-        log.info(
-            f"model={cfg.model.name} ({n_params:,} parameters) data={data.spec.name} "
-            f"({len(data.x_train)} train / {len(data.x_val)} val / {len(data.x_test)} test, "
-            f"{data.spec.task}) loss={objective.loss} output={objective.output_act} "
-            f"optim={cfg.optim.name} lr={cfg.optim.lr:g} trainer={cfg.trainer.mode} "
-            f"device={device} threads={threads}{ranks}{speed_settings(cfg.trainer)}"
+        say(
+            f"model={cfg.model.name} ({n_params:,} parameters)",
+            f"data={data.spec.name} ({data.spec.task}): {len(data.x_train)} train, "
+            f"{len(data.x_val)} val, {len(data.x_test)} test samples",
+            f"loss={objective.loss} output={objective.output_act} optim={cfg.optim.name} "
+            f"lr={cfg.optim.lr:g} schedule={cfg.schedule.name}",
+            f"trainer={cfg.trainer.mode} device={device} threads={threads}{ranks}"
+            f"{speed_settings(cfg.trainer)}",
         )
     try:
         with StopOnSignal() as interrupt:  # SIGINT/SIGTERM: save and stop between two steps
             trainer = Trainer(
                 cfg.trainer,
                 cfg.optim,
+                cfg.schedule,
                 device,
                 logger=logger,
                 checkpoint_dir=run_dir / "checkpoints" if main else None,
@@ -115,10 +121,10 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
                 # rank 0 alone measures and writes (see diagnostics.py)
                 diagnostics=Diagnostics(cfg.diag) if main and cfg.diag.per_epoch else None,
             )
-            # Fits before the supervised one (a DBN's pre-training), each through the Trainer.
-            pretraining = model.pretrain(data, trainer)
-            if pretraining and pretraining[-1].stop_reason in ("interrupted", "diverged"):
-                fit = pretraining[-1]  # the run ends with that fit
+            # Fits before the run's own one (a DBN's pre-training), each through the Trainer.
+            pretrained = run_phases(pretraining(model, data, cfg.trainer, device), trainer)
+            if pretrained and pretrained[-1].stop_reason in ("interrupted", "diverged"):
+                fit = pretrained[-1]  # the run ends with that fit
             else:
                 fit = trainer.fit(model, data, objective, resume=resume)
         test_loss, test_acc = trainer.evaluate(model, data.x_test, data.y_test, objective)
@@ -161,7 +167,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
             "torch": torch.__version__,
             "host": platform.node(),
         }
-        if pretraining:  # each layer's fit: its last epoch's measures (reconstruction, PLL, …)
+        if pretrained:  # each layer's fit: its last epoch's measures (reconstruction, PLL, …)
             metrics["pretraining"] = [
                 {
                     "epochs_run": p.epochs_run,
@@ -170,13 +176,14 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
                     "fit_seconds": round(p.fit_seconds, 4),
                     **p.last,
                 }
-                for p in pretraining
+                for p in pretrained
             ]
         if has_threshold(data):  # one feature: where the learned classifier switches
             rule = getattr(cfg.data, "rule_cm", None)  # the oysters' hand-written rule
             metrics.update(threshold_metrics(model, data, objective, rule))
         if main and cfg.diag.decision_boundary:
-            title = f"model={cfg.model.name} act={cfg.act.name} data={data.spec.name}"
+            act = f" act={cfg.act.name}" if cfg.act else ""
+            title = f"model={cfg.model.name}{act} data={data.spec.name}"
             write_decision_boundary(model, data, objective, run_dir, logger, fit.epochs_run, title)
         if main:
             write_json(metrics, run_dir / "metrics.json")
@@ -197,16 +204,36 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
     if fit.message:
         log.warning(fit.message)
     if fit.stop_reason == "interrupted" and model.resumable:
-        log.info(
+        say(
             f"interrupted by {metrics['stop_signal']}: checkpoints/last.pt holds the state; "
             f"continue with the same overrides and trainer.resume={run_dir}"
         )
     shown = f"test_acc {test_acc:.4f}" if test_acc is not None else f"test_loss {test_loss:.4f}"
-    log.info(
-        f"{shown}  ({fit.stop_reason} after {fit.epochs_run} epochs, best epoch "
-        f"{fit.best_epoch}, {fit.fit_seconds:.1f}s)  run directory: {run_dir}"
+    say(
+        f"{shown} ({fit.stop_reason} after {fit.epochs_run} epochs, best epoch "
+        f"{fit.best_epoch}, fit {fit.fit_seconds:.1f}s)"
     )
+    log.info(f"run directory: {shown_path(run_dir)}")  # whole, to copy
     return metrics
+
+
+def say(*lines: str) -> None:
+    """Log each line, broken at spaces to fit an 80-column terminal (a word longer than a
+    line, a path, is kept whole)."""
+    for line in lines:
+        parts = textwrap.wrap(
+            line, WIDTH, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False
+        )
+        for part in parts:
+            log.info(part)
+
+
+def shown_path(path: Path) -> Path:
+    """``path`` relative to the current directory when it is under it (shorter to read)."""
+    try:
+        return path.resolve().relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 def resolve_device(name: str) -> torch.device:
@@ -218,6 +245,12 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)
+
+
+def learns_by_backprop(model: Model) -> bool:
+    """Whether every fit of ``model`` backpropagates a loss (a DBN pre-trains RBMs, which
+    learn by contrastive divergence)."""
+    return all(m.learns_by_backprop for m in model.modules() if isinstance(m, Model))
 
 
 def has_convolutions(model: torch.nn.Module) -> bool:

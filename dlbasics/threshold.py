@@ -1,4 +1,4 @@
-"""The decision threshold a classifier learned on one feature (the oyster sorter, CONCEPTS.md
+"""The decision threshold a classifier learned on one feature (the oyster sorter, docs/concepts.md
 §2), in the data's own units, and how a hand-written rule ``x > rule`` does on the same
 held-out data."""
 

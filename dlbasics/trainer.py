@@ -1,8 +1,9 @@
-"""The training loop every model goes through (CONCEPTS.md §6), top to bottom in one place.
+"""The training loop every model goes through (docs/concepts.md §6), top to bottom in one place.
 
 for each epoch:
     shuffle the training set (a permutation of indices on the device)
-    for each batch of indices: gradients (model.training_step) → clip → optimizer step
+    for each batch of indices:
+        forward → loss (+ L1/L2 penalty) → backward → clip → optimizer step
     validate (+ the model's own measures) → learning-rate schedule → early stopping
     → TensorBoard → checkpoint
 
@@ -25,25 +26,123 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import II
 from torch import Tensor
 
 from dlbasics.checkpoint import save_checkpoint
-from dlbasics.config import EarlyStoppingConfig, OptimConfig, TrainerConfig
 from dlbasics.data import DataSplits
 from dlbasics.diagnostics import Diagnostics
 from dlbasics.distributed import SingleProcess
 from dlbasics.errors import DataError
-from dlbasics.hot_path import ModeSwitch, no_grad
 from dlbasics.interrupt import StopOnSignal
 from dlbasics.loggers import Logger, NullLogger
 from dlbasics.losses import Objective
 from dlbasics.models import Model
-from dlbasics.optim import build_optimizer, build_scheduler
-from dlbasics.progress import Progress
+from dlbasics.optim import OptimConfig, ScheduleConfig, Scheduler, build_optimizer, build_scheduler
+from dlbasics.progress import NullProgress, Progress
+from dlbasics.schema import check, check_choice
 from dlbasics.training_state import EpochPass, TrainingState
 
 EVAL_CHUNK = 8192  # samples per forward pass when evaluating, to bound memory
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "16-mixed": torch.float16}  # trainer.precision
+TRAINER_MODES = ("batch", "sgd", "minibatch")  # the three kinds of gradient descent (`trainer=`)
+
+
+@dataclass
+class EarlyStoppingConfig:
+    enabled: bool = True
+    # Also what picks the best checkpoint: val_loss, val_acc, train_loss, train_acc, or a
+    # measure the model reports besides (an RBM's val_pll, …; checked once the model is built).
+    monitor: str = "val_loss"
+    mode: str = "auto"  # min | max | auto (max for accuracies and likelihoods, else min)
+    patience: int = 10  # epochs without improvement before stopping
+    min_delta: float = 0.0  # smallest change that counts as an improvement
+    restore_best: bool = True  # end with the best epoch's weights
+
+    def __post_init__(self) -> None:
+        check_choice("trainer.early_stopping.mode", self.mode, ("auto", "min", "max"))
+        check(self.patience >= 1, "trainer.early_stopping.patience", self.patience, ">= 1")
+        check(self.min_delta >= 0, "trainer.early_stopping.min_delta", self.min_delta, ">= 0")
+
+    @property
+    def resolved_mode(self) -> str:
+        if self.mode != "auto":
+            return self.mode
+        return "max" if self.monitor.endswith(("_acc", "_pll")) else "min"
+
+
+@dataclass
+class TrainerConfig:
+    mode: str = "minibatch"  # set by `trainer=batch|sgd|minibatch`
+    batch_size: int | None = 64  # null (batch mode) = the whole training set
+    epochs: int = 100
+    device: str = "auto"  # auto | cpu | cuda (auto takes CUDA when present)
+    seed: int = II("seed")  # weight initialisation and shuffling; follows the top-level `seed`
+    deterministic: bool = False  # torch.use_deterministic_algorithms
+    threads: Any = "auto"  # CPU threads: an integer, or auto (1 for small models)
+    grad_clip: float | None = None  # clip gradients before each step; null = off
+    grad_clip_mode: str = "norm"  # norm: rescale the total norm; value: clamp each entry
+    checkpoint_every: int = 10  # write last.pt/best.pt every N epochs (and always at the end)
+    # A non-finite training loss: stop (stop_reason diverged) or skip that step (checks every
+    # step, which costs a host sync per step).
+    on_nan: str = "stop"
+    resume: str | None = None  # a run directory or last.pt to continue; null = start afresh
+    # Under torchrun: seconds a rank waits for the others before the job fails.
+    distributed_timeout: float = 120.0
+    # Arithmetic of the forward passes: 32 (float32), bf16 (autocast to bfloat16; CPU or a
+    # recent GPU) or 16-mixed (autocast to float16 with a gradient scaler; CUDA only). The
+    # weights and the optimizer stay in float32.
+    precision: str = "32"
+    compile: bool = False  # torch.compile the model's forward pass (slow to start, then faster)
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+
+    def __post_init__(self) -> None:
+        check_choice("trainer.mode", self.mode, TRAINER_MODES)
+        if self.mode == "batch":
+            check(
+                self.batch_size is None,
+                "trainer.batch_size",
+                self.batch_size,
+                "trainer=batch takes one step per epoch over the whole training set; for a "
+                "fixed batch size use trainer=minibatch trainer.batch_size=N",
+            )
+        elif self.mode == "sgd":
+            check(
+                self.batch_size == 1,
+                "trainer.batch_size",
+                self.batch_size,
+                "trainer=sgd updates after every single sample (batch size 1); for larger "
+                "batches use trainer=minibatch trainer.batch_size=N",
+            )
+        else:
+            check(
+                self.batch_size is not None and self.batch_size >= 1,
+                "trainer.batch_size",
+                self.batch_size,
+                "an integer >= 1 (or trainer=batch for the whole training set)",
+            )
+        check(self.epochs >= 1, "trainer.epochs", self.epochs, "must be >= 1")
+        check_choice("trainer.device", self.device, ("auto", "cpu", "cuda"))
+        threads_ok = self.threads == "auto" or (isinstance(self.threads, int) and self.threads > 0)
+        check(threads_ok, "trainer.threads", self.threads, "a positive integer or auto")
+        check(
+            self.grad_clip is None or self.grad_clip > 0,
+            "trainer.grad_clip",
+            self.grad_clip,
+            "a positive number, or null for no clipping",
+        )
+        check_choice("trainer.grad_clip_mode", self.grad_clip_mode, ("norm", "value"))
+        check(
+            self.checkpoint_every >= 1, "trainer.checkpoint_every", self.checkpoint_every, ">= 1"
+        )
+        check_choice("trainer.on_nan", self.on_nan, ("stop", "skip"))
+        check_choice("trainer.precision", self.precision, ["32", *AUTOCAST_DTYPES])
+        check(
+            self.distributed_timeout > 0,
+            "trainer.distributed_timeout",
+            self.distributed_timeout,
+            "a number of seconds > 0",
+        )
 
 
 @dataclass
@@ -101,7 +200,8 @@ class EarlyStopping:
 
 
 class Trainer:
-    """Fits a model to in-memory data with the settings of ``trainer.*`` and ``optim.*``.
+    """Fits a model to in-memory data with the settings of ``trainer.*``, ``optim.*`` and
+    ``schedule.*``.
 
     ``checkpoint_dir=None`` writes no checkpoints; ``tag_prefix`` namespaces TensorBoard tags
     (so several fits can share one run, e.g. pre-training then fine-tuning). ``interrupt``
@@ -114,6 +214,7 @@ class Trainer:
         self,
         cfg: TrainerConfig,
         optim: OptimConfig,
+        schedule: ScheduleConfig,
         device: torch.device,
         logger: Logger | None = None,
         checkpoint_dir: Path | None = None,
@@ -127,6 +228,7 @@ class Trainer:
     ):
         self.cfg = cfg
         self.optim = optim
+        self.schedule = schedule
         self.device = device
         self.logger = logger or NullLogger()
         self.checkpoint_dir = checkpoint_dir
@@ -141,12 +243,13 @@ class Trainer:
     def for_phase(
         self, tag_prefix: str, cfg: TrainerConfig, optim: OptimConfig, lr_key: str
     ) -> "Trainer":
-        """A trainer for one phase of a fit in several (a DBN's pre-training of one layer):
-        this one's device, logger, progress and signal handling, its own settings, its tags
-        under ``tag_prefix``, and no checkpoints or diagnostics."""
+        """A trainer for one fit of several (a DBN's pre-training of one layer): this one's
+        device, logger, progress and signal handling, its own settings and no schedule, its
+        tags under ``tag_prefix``, and no checkpoints or diagnostics."""
         return Trainer(
             cfg,
             optim,
+            ScheduleConfig(),
             self.device,
             logger=self.logger,
             progress=self.progress,
@@ -168,8 +271,7 @@ class Trainer:
         cfg, parallel = self.cfg, self.parallel
         model.to(self.device)
         # The whole data set lives on the device; batches are index slices, not copies made
-        # by a DataLoader.
-        # An RBM's targets are its inputs, the same tensor: moved once, its batches taken once.
+        # by a DataLoader. An RBM's targets are its inputs: one tensor, moved once.
         targets_are_inputs = data.y_train is data.x_train
         x_train, y_train = self._on_device(data.x_train, data.y_train)
         x_val, y_val = self._on_device(data.x_val, data.y_val)
@@ -183,23 +285,22 @@ class Trainer:
 
         if cfg.compile:  # compiled on the first forward pass; the state dict keeps its names
             model.compile()
-        optimizer = build_optimizer(model.parameters(), self.optim)
+        forward = parallel.wrap(model)  # under torchrun, DDP: backward averages the gradients
+        optimizer = build_optimizer(model.parameters(), self.optim, self.device)
         # float16 gradients underflow: the loss is scaled up before backpropagation and the
-        # gradients down before the step (a no-op unless trainer.precision=16-mixed).
+        # gradients down before the step. Unless trainer.precision=16-mixed, it passes
+        # everything through unchanged.
         scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "16-mixed")
-        grad_scaling = scaler.is_enabled()
-        objective.grad_scaler = scaler if grad_scaling else None
+        autocast = self.autocast()
         stopper = EarlyStopping(cfg.early_stopping)
-        scheduler = build_scheduler(optimizer, self.optim, cfg.epochs, stopper.mode)
+        scheduler = build_scheduler(optimizer, self.schedule, cfg.epochs, stopper.mode)
         # Drawn on the CPU, so that every device takes the same batches in the same order.
         shuffle = torch.Generator().manual_seed(cfg.seed)
         state = TrainingState()
         if resume is not None:
             state = self._restore(resume, model, optimizer, scheduler, scaler, stopper, shuffle)
-        progress = Progress(cfg.epochs) if self.progress else None
-        training_step = parallel.training_step(model)  # model.training_step, for one process
-        set_training = ModeSwitch(model)
-        precision = self.autocast()  # entered once a step
+        monitor = cfg.early_stopping.monitor
+        progress = Progress(cfg.epochs, monitor) if self.progress else NullProgress()
         diagnostics = self.diagnostics
         if diagnostics:
             diagnostics.attach(model, self.logger, self.tag_prefix)
@@ -207,102 +308,111 @@ class Trainer:
         stop_reason, stop_signal = "max_epochs", None
         message = None
         started = time.perf_counter()
-        for epoch in range(state.epochs_done + 1, cfg.epochs + 1):
-            epoch_started = time.perf_counter()
+        with progress:  # on a terminal, logging goes through the live bar's writer
+            for epoch in range(state.epochs_done + 1, cfg.epochs + 1):
+                epoch_started = time.perf_counter()
 
-            # --- one pass over the training set (or the rest of one, when resumed) ------
-            set_training(True)
-            parallel.seed_epoch(cfg.seed, epoch)
-            if state.epoch is None:
-                order = torch.randperm(n, generator=shuffle).to(self.device)
-                state.epoch = EpochPass(order)
-            run = state.epoch
-            # The epoch's batches of indices, split at once (one slice a step took 3 µs).
-            for index in run.order[run.next_start : end].split(batch_size):
-                if self.interrupt.requested and parallel.stops_between_steps:  # SIGINT/SIGTERM
-                    break
-                if batch_size < n:
-                    index = parallel.local_batch(index)
-                    # index_select: the same rows as x_train[index], in half the time
-                    xb = x_train.index_select(0, index)
-                    yb = xb if targets_are_inputs else y_train.index_select(0, index)
-                else:  # batch gradient descent: the whole set, no need to shuffle or copy
-                    xb, yb = parallel.local_batch(x_train), parallel.local_batch(y_train)
-                run.next_start += batch_size
-                optimizer.zero_grad(set_to_none=True)
-                with precision:
-                    loss, scores = training_step(xb, yb, objective)
-                if skip_non_finite and not parallel.is_finite_everywhere(loss):  # a host sync
-                    state.skipped_steps += 1
-                    continue
-                if diagnostics:  # gradient norms as backpropagation made them, before clipping
-                    diagnostics.after_backward()
-                if cfg.grad_clip is not None:
-                    scaler.unscale_(optimizer)  # clip the gradients, not the scaled ones
-                    self._clip_gradients(model)
-                if grad_scaling:  # 16-mixed: step unless the gradients hold inf/NaN
-                    scaler.step(optimizer)
+                # --- one pass over the training set (or the rest of one, when resumed) --
+                model.train()
+                parallel.seed_epoch(cfg.seed, epoch)
+                if state.epoch is None:
+                    order = torch.randperm(n, generator=shuffle).to(self.device)
+                    state.epoch = EpochPass(order)
+                run = state.epoch
+                batches = run.order[run.next_start : end].split(batch_size)
+                for index in progress.batches(epoch, batches, len(batches)):
+                    if self.interrupt.requested and parallel.stops_between_steps:  # SIGINT/SIGTERM
+                        break
+                    if batch_size < n:
+                        index = parallel.local_batch(index)
+                        xb = x_train[index]
+                        yb = xb if targets_are_inputs else y_train[index]
+                    else:  # batch gradient descent: the whole set, no need to shuffle or copy
+                        xb, yb = parallel.local_batch(x_train), parallel.local_batch(y_train)
+                    run.next_start += batch_size
+
+                    optimizer.zero_grad(set_to_none=True)
+                    if model.learns_by_backprop:
+                        with autocast:
+                            scores = forward(xb)
+                            loss = objective(scores, yb)
+                        if objective.has_penalty:  # reg.l1, reg.l2: weights pay for their size
+                            loss_with_penalty = loss + objective.penalty(model)
+                        else:
+                            loss_with_penalty = loss
+                        scaler.scale(loss_with_penalty).backward()
+                    else:  # a learning rule of its own (perceptron, RBM) writes .grad
+                        loss, scores = model.write_gradients(xb, yb, objective)
+                        parallel.average_gradients(model)
+                    if skip_non_finite and not parallel.is_finite_everywhere(loss):  # a host sync
+                        state.skipped_steps += 1
+                        continue
+                    if diagnostics:  # gradient norms as backpropagation made them, before clipping
+                        diagnostics.after_backward()
+                    if cfg.grad_clip is not None:
+                        scaler.unscale_(optimizer)  # clip the gradients, not the scaled ones
+                        self._clip_gradients(model)
+                    scaler.step(optimizer)  # skipped when 16-mixed's gradients hold inf/NaN
                     scaler.update()
-                else:
-                    optimizer.step()
-                state.steps += 1
-                run.record(loss, xb.shape[0], objective.correct(scores, yb) if classify else None)
-            if run.next_start < end:  # stopped part-way: last.pt resumes at the next step
-                stop_reason, stop_signal = "interrupted", self.interrupt.signal_number
-                break
 
-            # --- end of epoch: measure, then decide ------------------------------------------
-            run = parallel.combine(run)  # every rank's steps, as one process would have seen them
-            metrics = {"train_loss": run.mean_loss()}
-            if not math.isfinite(metrics["train_loss"]):
-                stop_reason = "diverged"
-                message = self._divergence_message(run, epoch, state, stopper.best_epoch)
-                break
-            if classify:
-                metrics["train_acc"] = run.accuracy()
-            set_training(False)
-            val_loss, val_acc = self._measure(model, x_val, y_val, objective)
-            metrics["val_loss"] = val_loss
-            if classify:
-                metrics["val_acc"] = val_acc
-            metrics.update(model.epoch_metrics(x_train, x_val))
-            state.epoch, state.epochs_done, state.metrics = None, epoch, metrics
-            if state.best_val_loss is None or val_loss < state.best_val_loss:
-                state.best_val_loss = val_loss
+                    state.steps += 1
+                    correct = objective.correct(scores.detach(), yb) if classify else None
+                    run.record(loss.detach(), xb.shape[0], correct)
+                if run.next_start < end:  # stopped part-way: last.pt resumes at the next step
+                    stop_reason, stop_signal = "interrupted", self.interrupt.signal_number
+                    break
 
-            monitored = metrics.get(cfg.early_stopping.monitor)
-            lr = optimizer.param_groups[0]["lr"]
-            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                scheduler.step(monitored)
-            elif scheduler is not None:
-                scheduler.step()
-            if stopper.update(monitored, epoch):
-                state.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                # --- end of epoch: measure, then decide --------------------------------------
+                run = parallel.combine(run)  # every rank's steps, as one process would see them
+                metrics = {"train_loss": run.mean_loss()}
+                if not math.isfinite(metrics["train_loss"]):
+                    stop_reason = "diverged"
+                    message = self._divergence_message(run, epoch, state, stopper.best_epoch)
+                    if diagnostics:  # the gradients that blew up, for TensorBoard
+                        diagnostics.end_epoch(epoch)
+                    break
+                if classify:
+                    metrics["train_acc"] = run.accuracy()
+                model.eval()
+                val_loss, val_acc = self._measure(model, x_val, y_val, objective)
+                metrics["val_loss"] = val_loss
+                if classify:
+                    metrics["val_acc"] = val_acc
+                metrics.update(model.epoch_metrics(x_train, x_val))
+                state.epoch, state.epochs_done, state.metrics = None, epoch, metrics
+                if state.best_val_loss is None or val_loss < state.best_val_loss:
+                    state.best_val_loss = val_loss
 
-            self.logger.log_scalars(self._tags(metrics, lr, model, objective), epoch)
-            if epoch % cfg.checkpoint_every == 0:
-                self._log_images(model, x_val, epoch)
-            if diagnostics:
-                diagnostics.end_epoch(epoch)
-            if progress:
-                progress.epoch(epoch, metrics, time.perf_counter() - epoch_started)
-            if self.checkpoint_dir and epoch % cfg.checkpoint_every == 0:
-                fit_seconds = state.fit_seconds + time.perf_counter() - started
-                self._save(
-                    model, optimizer, scheduler, scaler, stopper, shuffle, state, fit_seconds
+                monitored = metrics.get(cfg.early_stopping.monitor)
+                lr = optimizer.param_groups[0]["lr"]
+                if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    scheduler.step(monitored)
+                elif scheduler is not None:
+                    scheduler.step()
+                if stopper.update(monitored, epoch):
+                    state.best_state = {k: v.clone() for k, v in model.state_dict().items()}
+
+                self.logger.log_scalars(self._tags(metrics, lr, model, objective), epoch)
+                if epoch % cfg.checkpoint_every == 0:
+                    self._log_images(model, x_val, epoch)
+                if diagnostics:
+                    diagnostics.end_epoch(epoch)
+                progress.end_epoch(epoch, metrics, time.perf_counter() - epoch_started)
+                if self.checkpoint_dir and epoch % cfg.checkpoint_every == 0:
+                    fit_seconds = state.fit_seconds + time.perf_counter() - started
+                    self._save(
+                        model, optimizer, scheduler, scaler, stopper, shuffle, state, fit_seconds
+                    )
+                stop_early, stop_signal = parallel.agree_to_stop(
+                    stopper.should_stop, self.interrupt.signal_number
                 )
-            stop_early, stop_signal = parallel.agree_to_stop(
-                stopper.should_stop, self.interrupt.signal_number
-            )
-            if stop_early:
-                stop_reason = "early_stopping"
-                break
-            if stop_signal:
-                stop_reason = "interrupted"
-                break
+                if stop_early:
+                    stop_reason = "early_stopping"
+                    break
+                if stop_signal:
+                    stop_reason = "interrupted"
+                    break
         fit_seconds = state.fit_seconds + time.perf_counter() - started
-        if progress:
-            progress.close()
         if state.epochs_done % cfg.checkpoint_every:  # the last epoch's, unless already written
             self._log_images(model, x_val, state.epochs_done)
         if diagnostics:
@@ -344,7 +454,7 @@ class Trainer:
         model.eval()
         return self._measure(model, x, y, objective)
 
-    @no_grad
+    @torch.no_grad()
     def _measure(
         self, model: Model, x: Tensor, y: Tensor, objective: Objective
     ) -> tuple[float, float | None]:
@@ -428,7 +538,7 @@ class Trainer:
         self,
         model: Model,
         optimizer: torch.optim.Optimizer,
-        scheduler: Any,
+        scheduler: Scheduler | None,
         scaler: torch.amp.GradScaler,
         stopper: EarlyStopping,
         shuffle: torch.Generator,
@@ -473,7 +583,7 @@ class Trainer:
         checkpoint: dict[str, Any],
         model: Model,
         optimizer: torch.optim.Optimizer,
-        scheduler: Any,
+        scheduler: Scheduler | None,
         scaler: torch.amp.GradScaler,
         stopper: EarlyStopping,
         shuffle: torch.Generator,

@@ -5,7 +5,7 @@ python scripts/plot_activations.py --out figs/act.png --range 6 --negative-slope
 
 The curves come from the modules training uses (dlbasics/activations.py), the derivatives from
 autograd through them, so the picture shows what backpropagation actually gets: the step's
-zero derivative, sigmoid's peak of 0.25, ReLU's 0 below zero (CONCEPTS.md §4).
+zero derivative, sigmoid's peak of 0.25, ReLU's 0 below zero (docs/concepts.md §4).
 """
 
 import argparse
@@ -14,8 +14,7 @@ from pathlib import Path
 
 import torch
 
-from dlbasics.activations import HIDDEN_ACTIVATIONS
-from dlbasics.config import ActConfig
+from dlbasics.activations import HIDDEN_ACTIVATIONS, LeakyReLUConfig
 
 POINTS = 1001  # per curve; odd, so x = 0 is one of them
 
@@ -26,7 +25,9 @@ def activation_curves(
     """name → (x, f(x), f'(x)) for every registered hidden activation."""
     curves = {}
     for name in HIDDEN_ACTIVATIONS.names():
-        module = HIDDEN_ACTIVATIONS.get(name)(ActConfig(name=name, negative_slope=negative_slope))
+        schema = HIDDEN_ACTIVATIONS.schemas()[name]
+        settings = {"negative_slope": negative_slope} if schema is LeakyReLUConfig else {}
+        module = HIDDEN_ACTIVATIONS.get(name)(schema(name=name, **settings))
         x = torch.linspace(-x_range, x_range, POINTS, requires_grad=True)
         y = module(x)
         (slope,) = torch.autograd.grad(y.sum(), x, allow_unused=True)
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         "--range", type=float, default=5.0, dest="x_range", help="draw x in [-range, range]"
     )
     parser.add_argument(
-        "--negative-slope", type=float, default=ActConfig.negative_slope, help="leaky_relu's"
+        "--negative-slope", type=float, default=LeakyReLUConfig.negative_slope, help="leaky_relu's"
     )
     args = parser.parse_args(argv)
     if args.x_range <= 0 or args.negative_slope < 0:

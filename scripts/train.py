@@ -22,9 +22,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from dlbasics.cli import exit_without_teardown, fail, run_app, task
+from dlbasics.cli import fail, run_app, task
 from dlbasics.config import register_configs, validate
 from dlbasics.errors import UserError
+from dlbasics.run import train
 from dlbasics.sweeps.job import run_sweep_job
 from dlbasics.sweeps.resume import resume_argv
 
@@ -37,10 +38,7 @@ OTHER_RANKS = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging
 
 @task
 def train_one(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    config = validate(cfg)
-    from dlbasics.run import train  # imports torch: after the config is known to be good
-
-    return train(config, run_dir)
+    return train(validate(cfg), run_dir)
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")
@@ -65,8 +63,4 @@ if __name__ == "__main__":
         sys.argv = resume_argv(sys.argv, config_name="config")
     except UserError as error:
         fail(str(error))
-    try:
-        run_app(main, sys.argv[1:])
-    except SystemExit as exit_request:  # a mistake (2), a signal (130/143), failed sweep jobs
-        exit_without_teardown(exit_request.code)
-    exit_without_teardown(0)
+    run_app(main, sys.argv[1:])  # exits 2 on a mistake, 130/143 on a signal (dlbasics/cli.py)

@@ -6,9 +6,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
 from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
+from dlbasics.cli import describe_hydra_error
 from dlbasics.config import Config, register_configs, validate
+from dlbasics.errors import UserError
+from dlbasics.run import train
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -17,16 +25,28 @@ TRAIN_SCRIPT = ROOT / "scripts" / "train.py"
 register_configs()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _bundled_data_cache(tmp_path_factory):
+    """The bundled data sets are cached in the test session's directory, not the user's: also
+    for the runs started as subprocesses, which inherit the environment."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DLBASICS_CACHE", str(tmp_path_factory.mktemp("dlbasics-cache")))
+        yield
+
+
+def compose_only(*overrides: str) -> DictConfig:
+    """The config Hydra composes for these overrides (what `--cfg job` shows), unvalidated."""
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
 def make_config(*overrides: str) -> Config:
     """The validated config `python scripts/train.py <overrides>` would train with."""
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        return validate(compose(config_name="config", overrides=list(overrides)))
+    return validate(compose_only(*overrides))
 
 
 def train_in_process(run_dir: Path, *overrides: str) -> dict:
     """Train with these overrides in this process (no Hydra app, no subprocess start-up)."""
-    from dlbasics.run import train
-
     return train(make_config(*overrides), run_dir, progress=False)
 
 
@@ -65,3 +85,24 @@ def start_cli(*args: str) -> subprocess.Popen:
 
 def read_metrics(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
+
+
+def train_or_refuse(overrides: list[str], run_dir: Path) -> str:
+    """What `python scripts/train.py <overrides>` does, in this process: "trained" after one
+    epoch, or the one-line message it would exit 2 with. Anything else raises (a bug)."""
+    try:
+        config = make_config(*overrides)
+    except (HydraException, OmegaConfBaseException) as error:
+        return describe_hydra_error(error, overrides)
+    except UserError as error:
+        return str(error)
+    threads = torch.get_num_threads()
+    try:
+        metrics = train(config, run_dir, progress=False)
+    except UserError as error:
+        return str(error)
+    finally:  # the run may change process-wide torch settings
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(False)
+    assert metrics["epochs_run"] == 1 and metrics["steps"] >= 1, metrics
+    return "trained"

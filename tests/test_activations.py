@@ -1,10 +1,15 @@
-"""Activation functions, including the worked softmax example of CONCEPTS.md §4."""
+"""Activation functions, including the worked softmax example of docs/concepts.md §4."""
 
 import pytest
 import torch
 
-from dlbasics.activations import HIDDEN_ACTIVATIONS, hidden_activation, softmax, step
-from dlbasics.config import ACTIVATIONS, ActConfig
+from dlbasics.activations import (
+    HIDDEN_ACTIVATIONS,
+    LeakyReLUConfig,
+    hidden_activation,
+    softmax,
+    step,
+)
 
 
 def test_softmax_reproduces_the_worked_example():
@@ -28,8 +33,10 @@ def test_step_is_one_above_zero_and_has_no_gradient():
     assert x.grad.tolist() == [0.0, 0.0, 0.0]
 
 
-def test_every_activation_in_the_schema_is_registered():
-    assert sorted(ACTIVATIONS) == HIDDEN_ACTIVATIONS.names()
+def test_only_leaky_relu_takes_a_setting():
+    takes = {name: HIDDEN_ACTIVATIONS.schemas()[name] for name in HIDDEN_ACTIVATIONS.names()}
+    assert HIDDEN_ACTIVATIONS.choices_with_key("negative_slope") == ["leaky_relu"]
+    assert takes["leaky_relu"] is LeakyReLUConfig
 
 
 @pytest.mark.parametrize(
@@ -44,11 +51,11 @@ def test_every_activation_in_the_schema_is_registered():
     ],
 )
 def test_activation_values(name, expected):
-    module = hidden_activation(ActConfig(name=name))
+    module = hidden_activation(HIDDEN_ACTIVATIONS.schemas()[name](name=name))
     result = module(torch.tensor([-2.0, 0.0, 2.0], dtype=torch.float64))
     assert torch.allclose(result, torch.tensor(expected, dtype=torch.float64), atol=1e-6)
 
 
 def test_leaky_relu_slope_is_configurable():
-    module = hidden_activation(ActConfig(name="leaky_relu", negative_slope=0.001))
+    module = hidden_activation(LeakyReLUConfig(negative_slope=0.001))
     assert module(torch.tensor([-10.0])).item() == pytest.approx(-0.01)

@@ -2,11 +2,14 @@
 
 import pytest
 from hydra.errors import HydraException
+from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from conftest import make_config
-from dlbasics.config import Config, MLPConfig, TrainerConfig
+from conftest import CONFIGS, compose_only, make_config
+from dlbasics.config import CHOICES, Config
 from dlbasics.errors import ConfigError
+from dlbasics.models.mlp import MLPConfig
+from dlbasics.trainer import TrainerConfig
 
 
 def test_defaults_are_an_mlp_on_digits_with_minibatch_adam():
@@ -37,8 +40,9 @@ def test_top_level_seed_reaches_data_and_trainer():
         (["trainer.epochs=0"], "trainer.epochs"),
         (["trainer=sgd", "trainer.batch_size=8"], "trainer.batch_size"),
         (["trainer=batch", "trainer.batch_size=8"], "trainer.batch_size"),
-        (["trainer.early_stopping.monitor=val_accuracy"], "trainer.early_stopping.monitor"),
-        (["optim.schedule=linear"], "optim.schedule"),
+        (["schedule=step", "schedule.gamma=0"], "schedule.gamma"),
+        (["model=perceptron", "act=tanh"], "act=tanh"),
+        (["model=perceptron", "reg=l2"], "reg.l2"),
         (["data.val_size=0.6", "data.test_size=0.5"], "data.val_size"),
         (["+model.depth=3"], "model.depth"),
         (["+optim._target_=os.system"], "optim._target_"),
@@ -79,3 +83,33 @@ def test_schema_defaults_are_valid_on_their_own():
     TrainerConfig()  # __post_init__ runs on the defaults too
     with pytest.raises(ConfigError, match="trainer.grad_clip"):
         TrainerConfig(grad_clip=-1.0)
+
+
+@pytest.mark.parametrize("group", CHOICES)
+def test_each_choice_has_one_yaml_file_that_names_its_own_schema(group):
+    # Adding a choice touches its module (schema and builder) and one YAML file.
+    files = sorted((CONFIGS / group).glob("*.yaml"))
+    assert [path.stem for path in files] == CHOICES[group].names()
+    for path in files:
+        defaults = OmegaConf.load(path).defaults
+        assert f"/schema/{group}/{path.stem}@_here_" in defaults, path
+
+
+def test_the_composed_config_holds_only_the_keys_that_apply():
+    perceptron = OmegaConf.to_container(compose_only("model=perceptron", "optim=sgd"))
+    assert perceptron["act"] is None and perceptron["reg"] is None
+    assert set(perceptron["optim"]) == {"name", "lr", "weight_decay"}
+    assert set(perceptron["schedule"]) == {"name"}
+    mlp = OmegaConf.to_container(compose_only("optim=momentum", "schedule=cosine"))
+    assert mlp["act"] == {"name": "relu"} and set(mlp["reg"]) == {"l1", "l2", "dropout"}
+    assert set(mlp["optim"]) == {"name", "lr", "weight_decay", "momentum"}
+    assert set(mlp["schedule"]) == {"name", "min_lr"}
+
+
+def test_a_group_the_model_ignores_is_refused_only_when_set():
+    assert make_config("model=perceptron").act is None
+    assert make_config("model=perceptron", "reg=none").reg.l2 == 0  # changes nothing
+    with pytest.raises(ConfigError, match=r"act=relu does not apply to model=perceptron"):
+        make_config("model=perceptron", "act=relu")
+    with pytest.raises(ConfigError, match=r"act=relu does not apply to model=rnn"):
+        make_config("model=rnn", "data=seq_digits", "act=relu")

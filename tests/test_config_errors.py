@@ -7,20 +7,16 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 
 import pytest
-import torch
-from hydra.errors import HydraException
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from omegaconf.errors import OmegaConfBaseException
 
-from conftest import CONFIGS, make_config, run_cli
-from dlbasics.cli import describe_hydra_error
-from dlbasics.config import DATA_SCHEMAS, MODEL_SCHEMAS, Config
-from dlbasics.errors import UserError
-from dlbasics.run import train
+from conftest import CONFIGS, run_cli, train_or_refuse
+from dlbasics.config import CHOICES, Config
+from dlbasics.losses import RegConfig
 
 # A refusal names a key: `optim.lr`, `model=…`, `seed`, `hydra/launcher=…`.
-NAMES_A_KEY = re.compile(r"\b(seed\b|(model|act|loss|optim|reg|data|trainer|logger|diag)[.=/\[])")
+GROUP_NAMES = "model|act|loss|optim|schedule|reg|data|trainer|logger|diag"
+NAMES_A_KEY = re.compile(rf"\b(seed\b|({GROUP_NAMES})[.=/\[])")
 
 GROUPS = {
     group.name: sorted(path.stem for path in group.glob("*.yaml"))
@@ -43,8 +39,10 @@ def _schema_keys() -> dict[str, type]:
     for f in fields(Config):
         if is_dataclass(f.type):
             walk(f.type, f"{f.name}.")
-    for schema in (*MODEL_SCHEMAS.values(), *DATA_SCHEMAS.values()):
-        walk(schema, "model." if schema in MODEL_SCHEMAS.values() else "data.")
+    walk(RegConfig, "reg.")
+    for group, registry in CHOICES.items():
+        for schema in registry.schemas().values():
+            walk(schema, f"{group}.")
     return keys
 
 
@@ -99,27 +97,6 @@ def override_lists(draw: st.DrawFn) -> list[str]:
     return overrides
 
 
-def train_or_refuse(overrides: list[str], run_dir: Path) -> str:
-    """What `python scripts/train.py <overrides>` does, in this process: "trained" after one
-    epoch, or the one-line message it would exit 2 with. Anything else raises (a bug)."""
-    try:
-        config = make_config(*overrides)
-    except (HydraException, OmegaConfBaseException) as error:
-        return describe_hydra_error(error, overrides)
-    except UserError as error:
-        return str(error)
-    threads = torch.get_num_threads()
-    try:
-        metrics = train(config, run_dir, progress=False)
-    except UserError as error:
-        return str(error)
-    finally:  # the run may change process-wide torch settings
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(False)
-    assert metrics["epochs_run"] == 1 and metrics["steps"] >= 1, metrics
-    return "trained"
-
-
 def names_a_key(message: str, overrides: list[str]) -> bool:
     typed = {o.lstrip("+~").partition("=")[0] for o in overrides}
     return bool(NAMES_A_KEY.search(message)) or any(key in message for key in typed)
@@ -166,7 +143,10 @@ def test_random_overrides_on_the_real_command_line_exit_0_or_2_without_traceback
     "overrides, words",
     [
         (["model=mlpp"], ["model=mlpp", "mlp, perceptron"]),
-        (["optim.lrr=0.1"], ["optim.lrr", "lr, min_lr"]),
+        (["optim.lrr=0.1"], ["optim.lrr", "eps, lr, name"]),
+        (["optim=sgd", "optim.momentum=0.5"], ["optim.momentum", "optim=momentum, nesterov"]),
+        (["model=perceptron", "act=tanh"], ["act=tanh", "model=cnn, dnn, mlp"]),
+        (["optim.schedule=cosine"], ["optim.schedule", "schedule=…"]),
         (["trainer.batch_size=x"], ["trainer.batch_size='x'", "an integer or null"]),
         (["reg.dropout=true"], ["reg.dropout", "a number"]),
         (["trainer.deterministic=maybe"], ["trainer.deterministic", "true or false"]),

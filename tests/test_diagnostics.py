@@ -9,9 +9,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torch import nn
 
 from conftest import ROOT, make_config, read_metrics, train_in_process
-from dlbasics.config import DiagConfig
 from dlbasics.data import build_data
-from dlbasics.diagnostics import ActivationStats, Diagnostics, weight_layers
+from dlbasics.diagnostics import ActivationStats, DiagConfig, Diagnostics, weight_layers
 from dlbasics.errors import ConfigError
 from dlbasics.loggers import TensorBoardLogger
 
@@ -72,6 +71,7 @@ def test_grad_norms_are_the_norms_backpropagation_computed(tmp_path):
     model(x).square().sum().backward()
     diagnostics.after_backward()
     diagnostics.end_epoch(1)
+    recorders = list(diagnostics.hooks.values())
     diagnostics.detach()
     logger.close()
     found = events(tmp_path)
@@ -81,7 +81,8 @@ def test_grad_norms_are_the_norms_backpropagation_computed(tmp_path):
     with torch.no_grad():
         hidden = torch.tanh(model[0](x))
     assert found.Scalars("diag/act_mean/layer01")[0].value == pytest.approx(float(hidden.mean()))
-    assert not model[1]._forward_hooks  # detach() removed the hook
+    model(x)  # detach() removed the hook: a training forward pass records nothing now
+    assert recorders and all(recorder.sums is None for recorder in recorders)
 
 
 def test_dead_and_saturated_fractions_count_what_the_units_did():

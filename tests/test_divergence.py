@@ -47,7 +47,8 @@ def _fit(tmp_path, *overrides):
     torch.manual_seed(cfg.trainer.seed)
     model = build_model(cfg, data.spec)
     objective = build_objective(cfg.loss.name, "auto", data.spec, cfg.reg, "mlp")
-    trainer = Trainer(cfg.trainer, cfg.optim, torch.device("cpu"), checkpoint_dir=tmp_path)
+    cpu = torch.device("cpu")
+    trainer = Trainer(cfg.trainer, cfg.optim, cfg.schedule, cpu, checkpoint_dir=tmp_path)
     return trainer.fit(model, data, objective), model, cfg
 
 

@@ -1,8 +1,8 @@
-"""The worked three-layer forward pass of note 004 (CONCEPTS.md §3), through our MLP."""
+"""The worked three-layer forward pass of note 004 (docs/concepts.md §3), through our MLP."""
 
 import torch
 
-from dlbasics.config import ActConfig
+from dlbasics.activations import ActConfig
 from dlbasics.models.mlp import MLP
 
 # Weights in the notes' convention: A = x @ W + b.

@@ -25,7 +25,7 @@ RESUMABLE = [
     "data=moons",
     "reg=dropout",
     "reg.dropout=0.2",
-    "optim.schedule=cosine",
+    "schedule=cosine",
     "trainer.batch_size=48",
     "trainer.epochs=10",
     "trainer.early_stopping.min_delta=0.5",  # so bad_epochs grows, yet never reaches 50
@@ -57,20 +57,21 @@ def _fit(run_dir, logger=None, resume=None, signal_at_step=None):
     torch.manual_seed(cfg.trainer.seed)
     model = build_model(cfg, data.spec)
     if signal_at_step is not None:  # a signal arriving while one particular step runs
-        real_step, count = model.training_step, [0]
+        count = [0]
 
-        def step_then_signal(*args):
-            count[0] += 1
-            if count[0] == signal_at_step:
-                os.kill(os.getpid(), signal.SIGTERM)
-            return real_step(*args)
+        def signal_in_step(module, inputs):
+            if module.training:  # a training step's forward pass, not validation's
+                count[0] += 1
+                if count[0] == signal_at_step:
+                    os.kill(os.getpid(), signal.SIGTERM)
 
-        model.training_step = step_then_signal
+        model.register_forward_pre_hook(signal_in_step)
     objective = build_objective(cfg.loss.name, "auto", data.spec, cfg.reg, "mlp")
     with StopOnSignal() as interrupt:
         trainer = Trainer(
             cfg.trainer,
             cfg.optim,
+            cfg.schedule,
             torch.device("cpu"),
             logger=logger,
             checkpoint_dir=run_dir / "checkpoints",

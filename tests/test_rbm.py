@@ -11,11 +11,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import make_config, run_cli, train_in_process
 from dlbasics.checkpoint import load_checkpoint
-from dlbasics.config import RegConfig
 from dlbasics.data import build_data
 from dlbasics.errors import ConfigError
 from dlbasics.features import hidden_features
-from dlbasics.losses import build_objective
+from dlbasics.losses import RegConfig, build_objective
 from dlbasics.models.rbm import RBM, inputs_as_targets
 
 # A small RBM on digits in [0, 1] that learns within a few seconds.
@@ -89,7 +88,7 @@ def test_pcd_carries_its_chains_from_one_batch_to_the_next():
     task = rbm.prepare(_digits01())
     objective = build_objective("auto", rbm.output_act, task.spec, RegConfig(), "rbm")
     first, second = x[:10], x[10:20]
-    rbm.training_step(first, first, objective)
+    rbm.write_gradients(first, first, objective)
     chains = rbm.chains.clone()
     assert chains.shape == (10, 64) and not torch.equal(chains, first)
 
@@ -100,7 +99,7 @@ def test_pcd_carries_its_chains_from_one_batch_to_the_next():
         torch.set_rng_state(state)
         _, from_batch = rbm.gibbs(second, 2, sample_last=True)
     torch.set_rng_state(state)
-    rbm.training_step(second, second, objective)
+    rbm.write_gradients(second, second, objective)
     assert torch.equal(rbm.chains, from_chains)
     assert not torch.equal(rbm.chains, from_batch)
 
@@ -114,7 +113,7 @@ def test_contrastive_divergence_writes_the_difference_of_data_and_model_statisti
     task = rbm.prepare(_digits01())
     objective = build_objective("auto", rbm.output_act, task.spec, RegConfig(), "rbm")
     state = torch.get_rng_state()
-    rbm.training_step(v_data, v_data, objective)
+    rbm.write_gradients(v_data, v_data, objective)
     torch.set_rng_state(state)  # the same Gibbs samples again
     with torch.no_grad():
         h_data = rbm.hidden_probs(v_data)
@@ -155,7 +154,11 @@ def test_pseudo_likelihood_and_free_energy_are_scikit_learns():
         ours.weight.copy_(torch.from_numpy(sk.components_))
         ours.hidden_bias.copy_(torch.from_numpy(sk.intercept_hidden_))
         ours.visible_bias.copy_(torch.from_numpy(sk.intercept_visible_))
-    np.testing.assert_allclose(ours.free_energy(x).detach().numpy(), sk._free_energy(x.numpy()))
+    # F(v) = −v·b − Σ softplus(Wv + c), from the fitted attributes scikit-learn documents
+    v = x.numpy()
+    hidden = v @ sk.components_.T + sk.intercept_hidden_
+    expected_energy = -v @ sk.intercept_visible_ - np.logaddexp(0, hidden).sum(axis=1)
+    np.testing.assert_allclose(ours.free_energy(x).detach().numpy(), expected_energy)
     # score_samples flips, in each sample, the unit its random_state draws next.
     flip = np.random.RandomState(0).randint(0, 64, len(x))
     expected = sk.score_samples(x.numpy())

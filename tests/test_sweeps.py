@@ -309,8 +309,9 @@ def test_resume_skips_completed_jobs_and_reruns_the_others(tmp_path, stop):
     assert (sweep_dir / "0/metrics.json").stat().st_mtime_ns == first_metrics
     assert statuses(sweep_dir) == {"0": "completed", "1": "completed", "2": "completed"}
     assert read_metrics(sweep_dir / "1")["epochs_run"] == 4000
-    # The stopped attempt's event file is gone: one run, one file.
-    assert len(list((sweep_dir / "1/tb").glob("events.out.tfevents.*"))) == 1
+    # The stopped attempt's event files are gone: those left are one process' (…<pid>.<n>).
+    files = list((sweep_dir / "1/tb").glob("events.out.tfevents.*"))
+    assert files and len({path.name.split(".")[-2] for path in files}) == 1
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """The event files of a run, read back with TensorBoard's own reader."""
 
-import struct
+import time
 
 import pytest
 import torch
@@ -8,7 +8,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from conftest import train_in_process
-from dlbasics.loggers import TensorBoardLogger
+from dlbasics.loggers import FLUSH_SECONDS, TensorBoardLogger
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _events(run_dir):
@@ -30,45 +32,68 @@ def test_event_files_hold_the_per_epoch_scalars(tmp_path):
     assert events.Scalars("final/test_acc")[0].value == pytest.approx(metrics["test_acc"], rel=1e-5)
 
 
-def test_events_reach_the_file_once_a_second_and_on_close(tmp_path):
-    """Written into a buffer on the training thread: many fast epochs go to disk at once, an
-    epoch that took longer than a second goes at once."""
+def test_scalars_images_histograms_and_figures_reach_the_disk_on_close(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     logger = TensorBoardLogger(tmp_path / "tb")
+    # More events than SummaryWriter's default queue holds: close() writes out every one.
     for epoch in range(1, 51):
         logger.log_scalars({"loss/train": 1 / epoch, "lr": 0.1}, epoch)
-    assert _events(tmp_path).Tags()["scalars"] == []  # in memory: written under a second ago
-    logger.events.flush_at = 0.0  # as if a second had passed since the last write to disk
-    logger.log_scalars({"loss/train": 1 / 51, "lr": 0.1}, 51)
-    assert len(_events(tmp_path).Scalars("loss/train")) == 51
-    logger.log_scalars({"loss/train": 1 / 52, "lr": 0.1}, 52)
+    logger.log_images({"filters": torch.linspace(0, 1, 3 * 8 * 10).reshape(3, 8, 10)}, 50)
+    logger.log_histograms({"weights": torch.arange(100.0) - 49.5}, 50)
+    figure = plt.figure(figsize=(3, 2), dpi=50)
+    figure.gca().plot([0, 1], [1, 0])
+    logger.log_figure("boundary", figure, 50)
+    assert plt.fignum_exists(figure.number)  # the caller closes its figure
+    plt.close(figure)
     logger.close()
-    losses = _events(tmp_path).Scalars("loss/train")
-    assert [s.step for s in losses] == list(range(1, 53))
-    assert [s.value for s in losses] == pytest.approx([1 / e for e in range(1, 53)])
 
-
-def test_records_carry_the_checksums_tensorboard_computes(tmp_path):
-    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
-
-    logger = TensorBoardLogger(tmp_path / "tb")
-    for data in (b"", b"\x00" * 8, bytes(range(256)) * 40, "étiquette/loss".encode()):
-        assert logger.events._masked_crc(data) == struct.pack("<I", masked_crc32c(data))
-    # TensorBoard's reader drops records whose checksum is wrong: these must come back.
-    logger.log_scalars({"loss/train": 0.5}, 1)
-    logger.log_images({"filters": torch.rand(1, 8, 8)}, 1)
-    logger.log_histograms({"weights": torch.randn(100)}, 1)
-    logger.close()
-    events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0})
+    events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"scalars": 0, "images": 0})
     events.Reload()
-    assert [s.value for s in events.Scalars("loss/train")] == [0.5]
-    assert len(events.Images("filters")) == 1
+    losses = events.Scalars("loss/train")
+    assert [s.step for s in losses] == list(range(1, 51))
+    assert [s.value for s in losses] == pytest.approx([1 / e for e in range(1, 51)])
+    (image,) = events.Images("filters")
+    assert (image.step, image.width, image.height) == (50, 10, 8)
+    assert image.encoded_image_string.startswith(PNG_MAGIC)
     (histogram,) = events.Histograms("weights")
-    assert histogram.histogram_value.num == 100
+    value = histogram.histogram_value
+    assert (histogram.step, value.num, value.min, value.max) == (50, 100, -49.5, 49.5)
+    assert value.sum == pytest.approx(0.0)
+    # TensorFlow's buckets: edges at ±1e-12·1.1^k, so a bucket ends just above 49.5
+    assert 49.5 < value.bucket_limit[-1] < 49.5 * 1.1
+    (picture,) = events.Images("boundary")
+    assert (picture.width, picture.height) == (150, 100)  # 3 × 2 inches at 50 dpi
+    assert picture.encoded_image_string.startswith(PNG_MAGIC)
+
+
+def test_events_reach_the_disk_while_the_logger_is_open(tmp_path):
+    """Someone watching TensorBoard sees the epochs as they come, not at the end of the run."""
+    logger = TensorBoardLogger(tmp_path / "tb")
+    try:
+        logger.log_scalars({"loss/train": 0.5}, 1)
+        deadline = time.monotonic() + 30 * FLUSH_SECONDS  # a bound on the wait, not a timing
+        while "loss/train" not in _events(tmp_path).Tags()["scalars"]:
+            assert time.monotonic() < deadline, "no event reached the disk before close()"
+            time.sleep(0.05)
+        assert [s.value for s in _events(tmp_path).Scalars("loss/train")] == [0.5]
+    finally:
+        logger.close()
 
 
 def test_hparams_carry_the_config_and_final_metrics(tmp_path):
-    train_in_process(tmp_path, "data=iris", "optim=momentum", "optim.lr=0.02", "trainer.epochs=2")
-    content = _events(tmp_path).PluginTagToContent("hparams")
+    metrics = train_in_process(
+        tmp_path, "data=iris", "optim=momentum", "optim.lr=0.02", "trainer.epochs=2"
+    )
+    # In the run's own directory, beside its scalars (EventAccumulator reads no sub-directory):
+    # TensorBoard's HParams tab shows the training run itself, not a second run.
+    assert [p for p in (tmp_path / "tb").iterdir() if p.is_dir()] == []
+    events = _events(tmp_path)
+    assert "loss/train" in events.Tags()["scalars"]
+    content = events.PluginTagToContent("hparams")
     session = plugin_data_pb2.HParamsPluginData.FromString(
         content["_hparams_/session_start_info"]
     ).session_start_info
@@ -80,6 +105,9 @@ def test_hparams_carry_the_config_and_final_metrics(tmp_path):
     ).experiment
     metric_tags = {m.name.tag for m in experiment.metric_infos}
     assert {"final/test_acc", "final/test_loss", "final/best_val_loss"} <= metric_tags
+    assert "_hparams_/session_end_info" in content
+    # the metrics' values, which the HParams tab reads from the run's scalars
+    assert events.Scalars("final/test_acc")[-1].value == pytest.approx(metrics["test_acc"])
 
 
 def test_l2_penalty_is_logged(tmp_path):

@@ -100,7 +100,7 @@ def test_perceptron_update_is_rosenblatts_rule():
     objective = build_objective("auto", "step", data.spec, cfg.reg, "perceptron")
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
     x, t = torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0]])  # target 1, output step(0) = 0
-    model.training_step(x, t, objective)
+    model.write_gradients(x, t, objective)
     optimizer.step()
     assert model.linear.weight.tolist() == [[0.5, 0.0]]
     assert model.linear.bias.tolist() == [0.5]
@@ -117,7 +117,7 @@ def test_perceptron_step_reports_the_objectives_loss_exactly(data_name):
     torch.nn.init.normal_(model.linear.weight)  # outputs of 0 and 1, not only 0
     objective = build_objective("auto", "step", data.spec, cfg.reg, "perceptron")
     x, y = data.x_train[:50], data.y_train[:50]
-    loss, scores = model.training_step(x, y, objective)
+    loss, scores = model.write_gradients(x, y, objective)
     assert 0 < loss.item() < 1
     assert torch.equal(loss, objective(scores, y))
     assert torch.equal(scores, model(x))
@@ -131,7 +131,7 @@ def test_perceptron_gradients_on_a_batch_are_the_rule_averaged_over_its_samples(
     torch.nn.init.normal_(model.linear.weight)
     objective = build_objective("auto", "step", data.spec, cfg.reg, "perceptron")
     x, y = data.x_train[:50].flatten(1), data.y_train[:50]
-    model.training_step(x, y, objective)
+    model.write_gradients(x, y, objective)
     # −(t − y)·x and −(t − y), as a mean over the batch, written out
     minus_error = step(model(x).detach()) - objective.as_values(y)
     assert torch.equal(model.linear.weight.grad, minus_error.T @ x / len(x))
@@ -157,7 +157,8 @@ def _overfitting_setup(tmp_path, restore_best=True):
     torch.manual_seed(cfg.trainer.seed)
     model = build_model(cfg, data.spec)
     objective = build_objective(cfg.loss.name, "auto", data.spec, cfg.reg, "mlp")
-    trainer = Trainer(cfg.trainer, cfg.optim, torch.device("cpu"), checkpoint_dir=tmp_path)
+    cpu = torch.device("cpu")
+    trainer = Trainer(cfg.trainer, cfg.optim, cfg.schedule, cpu, checkpoint_dir=tmp_path)
     return trainer, model, data, objective
 
 
@@ -237,7 +238,7 @@ def test_digits_mlp_default_reaches_97_percent(tmp_path):
         (["loss=cross_entropy", "model.output_act=identity"], "model.output_act=identity"),
         (["data=moons", "model.output_act=softmax"], "always 1"),
         (["model=perceptron", "data=diabetes"], "regression"),
-        (["model=perceptron", "reg=l2"], "reg.l1, reg.l2 and reg.dropout"),
+        (["model=perceptron", "reg=l2"], "reg.l2=0.0001 does not apply to model=perceptron"),
         (["data=diabetes", "trainer.early_stopping.monitor=train_acc"], "has no accuracy"),
     ],
 )
@@ -315,9 +316,8 @@ def test_learning_rate_schedules_change_the_lr(tmp_path, schedule):
         "data=iris",
         "optim=sgd",
         f"optim.lr={lr}",
-        f"optim.schedule={schedule}",
-        "optim.step_size=2",
-        "optim.plateau_patience=0",
+        f"schedule={schedule}",
+        *{"step": ["schedule.step_size=2"], "plateau": ["schedule.patience=0"]}.get(schedule, []),
         "trainer.epochs=8",
         *NO_EARLY_STOP,
     )

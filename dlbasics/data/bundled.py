@@ -1,63 +1,152 @@
 """scikit-learn's bundled data sets: shipped inside the package, nothing is downloaded.
 
-The CSV files are read directly from scikit-learn's data directory, found without importing
-scikit-learn: importing it (with SciPy) takes about 1.5 s, more than a whole run of the digits
-MLP. The values are those of ``sklearn.datasets.load_*`` (tests/test_bundled_data.py).
+The arrays come from scikit-learn's public loaders (``sklearn.datasets.load_<name>()``), which
+are imported only when a set is not in the cache yet: each set's ``data`` and ``target`` are
+then kept as ``<cache>/bundled/<name>-sklearn<version>-v<format>.npz`` and read from there on
+later runs, without importing scikit-learn or SciPy. ``<cache>`` is ``$DLBASICS_CACHE``, else
+``$XDG_CACHE_HOME/dlbasics``, else ``~/.cache/dlbasics``. A cache file that is missing,
+unreadable or holds the wrong arrays is rebuilt; one that cannot be written is skipped, and
+the set is then loaded from scikit-learn on every run.
 """
 
-import gzip
-import importlib.util
+import io
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from dlbasics.config import BundledDataConfig
-from dlbasics.data.core import DATASETS, DataSplits, split
+from dlbasics.data.core import DATASETS, DataSplits, SplitDataConfig, split
 from dlbasics.errors import DataError
 
-# name → (file in sklearn/datasets/data, task); classification tasks are binary or multi-class
-# by their labels.
+log = logging.getLogger("dlbasics")
+
+# name → (scikit-learn's loader, task); classification tasks are binary or multi-class by their
+# labels.
 BUNDLED = {
-    "digits": ("digits.csv.gz", None),  # 1797 8×8 images of handwritten digits, 10 classes
-    "iris": ("iris.csv", None),  # 150 flowers, 4 measurements, 3 species
-    "wine": ("wine_data.csv", None),  # 178 wines, 13 chemical measurements, 3 cultivars
-    "breast_cancer": ("breast_cancer.csv", None),  # 569 tumours, 30 features, binary
-    "diabetes": ("diabetes_data_raw.csv.gz", "regression"),  # 442 patients, 10 features
+    "digits": ("load_digits", None),  # 1797 8×8 images of handwritten digits, 10 classes
+    "iris": ("load_iris", None),  # 150 flowers, 4 measurements, 3 species
+    "wine": ("load_wine", None),  # 178 wines, 13 chemical measurements, 3 cultivars
+    "breast_cancer": ("load_breast_cancer", None),  # 569 tumours, 30 features, binary
+    "diabetes": ("load_diabetes", "regression"),  # 442 patients, 10 features (scaled)
 }
 # Images keep their shape, (channels, height, width), so a CNN sees pixels' neighbours; dense
 # models flatten any sample.
 IMAGE_SHAPES = {"digits": (1, 8, 8)}
 
+CACHE_ENV = "DLBASICS_CACHE"
+# Raised whenever what a cache file holds, or how it is read, changes: files of other formats
+# are then never read, only left behind.
+CACHE_FORMAT = 1
+_NO_SKLEARN = (
+    "the bundled data sets (digits, iris, wine, breast_cancer, diabetes) come with "
+    "scikit-learn, which is not installed; run `make install`."
+)
 
-def sklearn_data_file(file_name: str) -> Path:
-    """A data file of scikit-learn's, located without importing scikit-learn."""
-    spec = importlib.util.find_spec("sklearn")
-    if spec is None or not spec.submodule_search_locations:
-        raise DataError(
-            "the bundled data sets (digits, iris, wine, breast_cancer, diabetes) come with "
-            "scikit-learn, which is not installed; run `make install`."
-        )
-    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / file_name
-    if not path.is_file():
-        raise DataError(f"scikit-learn's data file {path} is missing; reinstall scikit-learn.")
-    return path
+
+def cache_dir() -> Path | None:
+    """dlbasics' cache directory: $DLBASICS_CACHE, else $XDG_CACHE_HOME/dlbasics, else
+    ~/.cache/dlbasics; None where there is no home directory to put it in."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg and os.path.isabs(xdg):  # the XDG spec: a relative path is to be ignored
+        return Path(xdg) / "dlbasics"
+    try:
+        return Path.home() / ".cache" / "dlbasics"
+    except RuntimeError:  # no $HOME and no user database entry
+        return None
+
+
+def cache_file(name: str) -> Path | None:
+    """Where the arrays of bundled data set ``name`` are cached; None where they cannot be
+    (no home directory, or no installed scikit-learn to name the file by)."""
+    try:
+        # Read from the installed distribution's metadata, without importing scikit-learn. The
+        # version is part of the name because the data are scikit-learn's: a release that
+        # corrects a set (as 0.20 did iris) or a loader's defaults then gets its own file,
+        # instead of runs silently training on the arrays of the previous one.
+        version = metadata.version("scikit-learn")
+    except metadata.PackageNotFoundError:  # not installed, or without its metadata: no key
+        return None
+    directory = cache_dir()
+    if directory is None:
+        return None
+    return directory / "bundled" / f"{name}-sklearn{version}-v{CACHE_FORMAT}.npz"
+
+
+def _read_cache(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """The cached (data, target), or None if the file is missing or not a valid cache file."""
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise ValueError("it holds a single array")
+        with loaded:
+            if sorted(loaded.files) != ["data", "target"]:
+                raise ValueError(f"it holds {loaded.files}")
+            # Reading each array whole makes zipfile check its CRC: a corrupt file fails here.
+            x, y = loaded["data"], loaded["target"]
+        if x.ndim != 2 or x.dtype != np.float64 or y.shape != x.shape[:1]:
+            raise ValueError(f"it holds data {x.dtype}{x.shape}, target {y.dtype}{y.shape}")
+    except FileNotFoundError:
+        return None
+    # Whatever goes wrong reading a cache file (truncated, overwritten, a header that makes
+    # numpy allocate terabytes) means only that it is rebuilt from scikit-learn.
+    except Exception as error:
+        log.debug("bundled data cache %s is unusable (%s); rebuilding it", path, error)
+        return None
+    return x, y
+
+
+def _write_cache(path: Path, x: np.ndarray, y: np.ndarray) -> None:
+    """Write the arrays to ``path`` all or nothing; if that fails, say so at debug level.
+
+    The file appears under its name only once complete (a temporary file of this process's own,
+    renamed over it), so concurrent runs writing the same set never see each other's partial
+    files; the last rename wins, with the same arrays."""
+    buffer = io.BytesIO()
+    np.savez(buffer, data=x, target=y)  # uncompressed: the quickest to read back
+    # Not checkpoint.atomic_write: it deletes other writers' temporary files of the same name,
+    # and a sweep's jobs may well fill the cache at the same moment.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(tmp, "xb") as file:
+                file.write(buffer.getbuffer())
+                file.flush()
+                os.fsync(file.fileno())  # the data on disk before the name points to them
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError as error:
+        log.debug("bundled data not cached, %s: %s", path, error.strerror or error)
+
+
+def _load_from_sklearn(name: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        from sklearn import datasets  # imported here: it takes longer than a digits run
+    except ImportError:
+        raise DataError(_NO_SKLEARN) from None
+    bunch = getattr(datasets, BUNDLED[name][0])()
+    return bunch.data, bunch.target
 
 
 def read_bundled(name: str) -> tuple[np.ndarray, np.ndarray]:
-    """(features, targets) of a bundled data set, as scikit-learn's ``load_<name>()``."""
-    file_name, _ = BUNDLED[name]
-    path = sklearn_data_file(file_name)
-    if name == "diabetes":  # features and target in two files; features centred and scaled
-        x = np.loadtxt(path)
-        y = np.loadtxt(sklearn_data_file("diabetes_target.csv.gz"))
-        x = (x - x.mean(axis=0)) / x.std(axis=0) / len(x) ** 0.5  # as load_diabetes(scaled=True)
-        return x, y
-    opened = gzip.open(path, "rt") if path.suffix == ".gz" else path.open()
-    with opened as rows:
-        # The plain CSV files start with a row "n_samples,n_features,class names…".
-        table = np.loadtxt(rows, delimiter=",", skiprows=0 if path.suffix == ".gz" else 1)
-    return table[:, :-1], table[:, -1].astype(np.int64)
+    """(features, targets) of a bundled data set, as scikit-learn's ``load_<name>()`` returns
+    its ``data`` and ``target``: from the cache, or from the loader, then cached."""
+    path = cache_file(name)
+    cached = _read_cache(path) if path is not None else None
+    if cached is not None:
+        return cached
+    x, y = _load_from_sklearn(name)
+    if path is not None:
+        _write_cache(path, x, y)
+    return x, y
 
 
 def bundled_tensors(name: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,10 +158,17 @@ def bundled_tensors(name: str) -> tuple[torch.Tensor, torch.Tensor]:
     return features, torch.as_tensor(y)
 
 
+@dataclass
+class BundledDataConfig(SplitDataConfig):
+    """One of scikit-learn's bundled data sets (no download)."""
+
+    name: str = "digits"
+
+
 def _load(cfg: BundledDataConfig) -> DataSplits:
     x, y = bundled_tensors(cfg.name)
     return split(cfg.name, x, y, cfg, task=BUNDLED[cfg.name][1])
 
 
 for _name in BUNDLED:
-    DATASETS.register(_name)(_load)
+    DATASETS.register(_name, BundledDataConfig)(_load)

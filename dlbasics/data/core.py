@@ -4,13 +4,65 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
+from omegaconf import II, MISSING
 from torch import Tensor
 
-from dlbasics.config import DataConfig, SplitDataConfig
 from dlbasics.errors import ConfigError
 from dlbasics.registry import Registry
+from dlbasics.schema import check
 
 TASKS = ("binary", "multiclass", "regression")
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING
+    seed: int = II("seed")  # generation and split seed; follows the top-level `seed`
+
+
+@dataclass
+class SplitDataConfig(DataConfig):
+    # Held-out fractions of the whole set (or counts, when >= 1); the split is stratified.
+    val_size: float = 0.2
+    test_size: float = 0.2
+    standardize: bool = True  # zero mean, unit variance, fitted on the training split only
+    # Scale every feature to [0, 1] by the training split's min and max instead (the inputs of
+    # model=rbm and model=dbn are probabilities); held-out values are clipped into [0, 1].
+    unit_range: bool = False
+    # Keep the labels of only this many training samples per class (classification); the
+    # other training inputs stay, unlabelled, for unsupervised pre-training. null = all.
+    labels_per_class: int | None = None
+    # Train on only this fraction of the whole set (or count, when >= 1) of what the held-out
+    # splits leave; null = all of it. Few samples and a large model: overfitting to see.
+    train_size: float | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("val_size", "test_size"):
+            value = getattr(self, key)
+            check(value > 0, f"data.{key}", value, "a fraction in (0, 1) or a count >= 1")
+        check(
+            self.train_size is None or self.train_size > 0,
+            "data.train_size",
+            self.train_size,
+            "null (all), a fraction in (0, 1) or a count >= 1",
+        )
+        if self.val_size < 1 and self.test_size < 1:
+            check(
+                self.val_size + self.test_size < 1,
+                "data.val_size + data.test_size",
+                self.val_size + self.test_size,
+                "the two fractions must leave data to train on (sum < 1)",
+            )
+        check_labels_per_class(self.labels_per_class)
+
+
+def check_labels_per_class(value: int | None) -> None:
+    check(
+        value is None or value >= 1,
+        "data.labels_per_class",
+        value,
+        "an integer >= 1, or null to keep every label",
+    )
 
 
 @dataclass(frozen=True)

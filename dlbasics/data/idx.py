@@ -15,26 +15,58 @@ is named in a DataError.
 import gzip
 import math
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from dlbasics.config import IdxDataConfig
 from dlbasics.data.core import (
     DATASETS,
+    DataConfig,
     DataSplits,
+    check_labels_per_class,
     classification_spec,
     held_out_count,
     make_splits,
     stratified_order,
 )
 from dlbasics.errors import ConfigError, DataError
+from dlbasics.schema import check
 
 UNSIGNED_BYTE = 0x08
 # What the two kinds of file hold: (number of dimensions, description for messages).
 KINDS = {"images": (3, "images: count × rows × columns"), "labels": (1, "labels: count")}
+
+
+@dataclass
+class IdxDataConfig(DataConfig):
+    """MNIST-format files on disk: the training file is split into training and validation
+    sets; the t10k files are the test set."""
+
+    name: str = "idx"
+    root: str | None = None  # directory holding the four *-ubyte files (gzipped or not)
+    val_size: float = 0.1  # fraction (or count) of the training file held out, stratified
+    standardize: bool = True
+    unit_range: bool = False  # as in SplitDataConfig
+    labels_per_class: int | None = None  # as in SplitDataConfig
+    limit: int | None = None  # use only the first N training images; null = all
+
+    def __post_init__(self) -> None:
+        check(
+            self.root is not None and self.root != "",
+            "data.root",
+            self.root,
+            "data=idx needs the directory holding train-images-idx3-ubyte, "
+            "train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte "
+            "(each may end in .gz), e.g. data.root=~/data/mnist",
+        )
+        check(self.val_size > 0, "data.val_size", self.val_size, "a fraction in (0, 1) or a count")
+        check(
+            self.limit is None or self.limit >= 2, "data.limit", self.limit, "null or at least 2"
+        )
+        check_labels_per_class(self.labels_per_class)
 
 
 def read_idx(path: Path, kind: str) -> Tensor:
@@ -112,7 +144,7 @@ def _read_pair(root: Path, split: str) -> tuple[Tensor, Tensor]:
     return images.unsqueeze(1).to(torch.get_default_dtype()), labels.long()
 
 
-@DATASETS.register("idx")
+@DATASETS.register("idx", IdxDataConfig)
 def _idx(cfg: IdxDataConfig) -> DataSplits:
     root = Path(cfg.root).expanduser()
     if not root.is_dir():

@@ -6,18 +6,52 @@
 """
 
 import math
+from dataclasses import dataclass
 
 import torch
 
-from dlbasics.config import AddingDataConfig, BundledDataConfig, SineDataConfig
-from dlbasics.data.bundled import bundled_tensors
-from dlbasics.data.core import DATASETS, DataSplits, split
+from dlbasics.data.bundled import BundledDataConfig, bundled_tensors
+from dlbasics.data.core import DATASETS, DataSplits, SplitDataConfig, split
+from dlbasics.data.toy import GeneratedDataConfig
+from dlbasics.schema import check
+
+
+@dataclass
+class SineDataConfig(GeneratedDataConfig):
+    """Windows of noisy sine waves; the target is the noise-free value that follows."""
+
+    name: str = "sine"
+    n_samples: int = 2000
+    noise: float = 0.1
+    length: int = 20  # time steps per window
+    many_to_many: bool = False  # a target after every step, not only after the last
+    standardize: bool = False  # the waves are already on a unit scale
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.length >= 1, "data.length", self.length, "must be >= 1")
+
+
+@dataclass
+class AddingDataConfig(SplitDataConfig):
+    """The adding problem: sum the two marked numbers of a long sequence."""
+
+    name: str = "adding"
+    n_samples: int = 10000
+    length: int = 50  # time steps per sequence
+    standardize: bool = False  # keeps the loss in the task's units (predicting the mean: 1/6)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.n_samples >= 10, "data.n_samples", self.n_samples, "at least 10")
+        check(self.length >= 2, "data.length", self.length, "at least 2 (one mark per half)")
+
 
 # Angular frequencies of the sine waves, in radians per step: periods of 10 to 30 steps.
 SINE_OMEGA = (2 * math.pi / 30, 2 * math.pi / 10)
 
 
-@DATASETS.register("seq_digits")
+@DATASETS.register("seq_digits", BundledDataConfig)
 def _seq_digits(cfg: BundledDataConfig) -> DataSplits:
     """scikit-learn's digits as sequences: step t is row t of the image."""
     images, labels = bundled_tensors("digits")
@@ -25,7 +59,7 @@ def _seq_digits(cfg: BundledDataConfig) -> DataSplits:
     return split(cfg.name, x, labels, cfg)
 
 
-@DATASETS.register("sine")
+@DATASETS.register("sine", SineDataConfig)
 def _sine(cfg: SineDataConfig) -> DataSplits:
     """Windows x_t = sin(ω·t + φ) + noise·ε, t = 0 … length − 1, with ω and φ drawn per
     window. The target is the noise-free next value sin(ω·length + φ), so a perfect forecaster
@@ -41,7 +75,7 @@ def _sine(cfg: SineDataConfig) -> DataSplits:
     return split(cfg.name, x.unsqueeze(-1), y, cfg, task="regression")
 
 
-@DATASETS.register("adding")
+@DATASETS.register("adding", AddingDataConfig)
 def _adding(cfg: AddingDataConfig) -> DataSplits:
     """Each step carries two features: a number drawn from U(0, 1) and a mark (0 or 1). Exactly
     two steps are marked, one in each half; the target is the sum of their numbers.

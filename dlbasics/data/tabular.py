@@ -6,19 +6,40 @@ editor numbers lines, the header being line 1) and the column, so a bad cell can
 
 import csv
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from omegaconf import MISSING
 
-from dlbasics.config import CsvDataConfig
-from dlbasics.data.core import DATASETS, DataSplits, split
+from dlbasics.data.core import DATASETS, DataSplits, SplitDataConfig, split
 from dlbasics.errors import DataError
+from dlbasics.schema import check, check_choice
 
 # A numeric target with at most this many distinct integer values is taken as class labels.
 MAX_INFERRED_CLASSES = 20
+CSV_TASKS = ("auto", "classification", "regression")
 
 
-@DATASETS.register("csv")
+@dataclass
+class CsvDataConfig(SplitDataConfig):
+    """The user's own table: a CSV file with a header row, one column of which is the target."""
+
+    name: str = "csv"
+    path: str = MISSING  # the CSV file; relative paths start in the current directory
+    target: str = MISSING  # name of the column to predict; every other column is a feature
+    # auto: classification when the target holds text or at most 20 distinct integers,
+    # regression otherwise.
+    task: str = "auto"
+    delimiter: str = ","
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice("data.task", self.task, CSV_TASKS)
+        check(len(self.delimiter) == 1, "data.delimiter", self.delimiter, "one character")
+
+
+@DATASETS.register("csv", CsvDataConfig)
 def load_csv(cfg: CsvDataConfig) -> DataSplits:
     header, rows = _read_rows(Path(cfg.path), cfg.delimiter)
     where = f"data.path={cfg.path}"

@@ -1,17 +1,67 @@
 """Small generated data sets: logic gates, the oyster sorter, moons, circles and spirals."""
 
 import math
+from dataclasses import dataclass
 
 import torch
 
-from dlbasics.config import (
-    CirclesDataConfig,
-    GateDataConfig,
-    GeneratedDataConfig,
-    OystersDataConfig,
-    SpiralsDataConfig,
+from dlbasics.data.core import (
+    DATASETS,
+    DataConfig,
+    DataSplits,
+    SplitDataConfig,
+    as_targets,
+    classification_spec,
+    split,
 )
-from dlbasics.data.core import DATASETS, DataSplits, as_targets, classification_spec, split
+from dlbasics.schema import check
+
+
+@dataclass
+class GateDataConfig(DataConfig):
+    """A logic gate's truth table: four points, used as training, validation and test set."""
+
+    name: str = "and"
+
+
+@dataclass
+class GeneratedDataConfig(SplitDataConfig):
+    n_samples: int = 500
+    noise: float = 0.2  # std of the Gaussian noise added to each point
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.n_samples >= 10, "data.n_samples", self.n_samples, "at least 10")
+        check(self.noise >= 0, "data.noise", self.noise, "must be >= 0")
+
+
+@dataclass
+class CirclesDataConfig(GeneratedDataConfig):
+    factor: float = 0.5  # radius of the inner circle relative to the outer one
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(0 < self.factor < 1, "data.factor", self.factor, "must be in (0, 1)")
+
+
+@dataclass
+class SpiralsDataConfig(GeneratedDataConfig):
+    noise: float = 0.1
+    turns: float = 1.5  # how many times each arm winds around the centre
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.turns > 0, "data.turns", self.turns, "must be > 0")
+
+
+@dataclass
+class OystersDataConfig(GeneratedDataConfig):
+    n_samples: int = 600
+    mean_cm: float = 7.5  # oyster diameters ~ Normal(mean_cm, std_cm)
+    std_cm: float = 1.5
+    ripe_above_cm: float = 7.2  # where P(ripe) = 0.5 in the generating process
+    noise: float = 0.3  # logistic scale (cm) of label noise around that size
+    rule_cm: float = 7.5  # the hand-written rule `ripe if size > rule_cm`, scored for comparison
 
 GATE_INPUTS = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
 GATE_OUTPUTS = {
@@ -32,12 +82,12 @@ def _gate(cfg: GateDataConfig) -> DataSplits:
 
 
 for _name in GATE_OUTPUTS:
-    DATASETS.register(_name)(_gate)
+    DATASETS.register(_name, GateDataConfig)(_gate)
 
 
-@DATASETS.register("oysters")
+@DATASETS.register("oysters", OystersDataConfig)
 def _oysters(cfg: OystersDataConfig) -> DataSplits:
-    """CONCEPTS.md §2: diameter (cm) → ripe. Ripe oysters are mostly large, but not all:
+    """docs/concepts.md §2: diameter (cm) → ripe. Ripe oysters are mostly large, but not all:
     P(ripe | d) = sigmoid((d − ripe_above_cm) / noise), so a hand-written `d > 7.5` rule is
     wrong on some oysters and a threshold learned from data can do better."""
     g = torch.Generator().manual_seed(cfg.seed)
@@ -47,7 +97,7 @@ def _oysters(cfg: OystersDataConfig) -> DataSplits:
     return split(cfg.name, diameter, ripe, cfg)
 
 
-@DATASETS.register("moons")
+@DATASETS.register("moons", GeneratedDataConfig)
 def _moons(cfg: GeneratedDataConfig) -> DataSplits:
     """Two interleaving half circles (as scikit-learn's make_moons)."""
     g = torch.Generator().manual_seed(cfg.seed)
@@ -62,7 +112,7 @@ def _moons(cfg: GeneratedDataConfig) -> DataSplits:
     return split(cfg.name, x, y, cfg)
 
 
-@DATASETS.register("circles")
+@DATASETS.register("circles", CirclesDataConfig)
 def _circles(cfg: CirclesDataConfig) -> DataSplits:
     """A small circle inside a large one (as scikit-learn's make_circles)."""
     g = torch.Generator().manual_seed(cfg.seed)
@@ -77,7 +127,7 @@ def _circles(cfg: CirclesDataConfig) -> DataSplits:
     return split(cfg.name, x, y, cfg)
 
 
-@DATASETS.register("spirals")
+@DATASETS.register("spirals", SpiralsDataConfig)
 def _spirals(cfg: SpiralsDataConfig) -> DataSplits:
     """Two interleaved spirals: arm 0 at angle θ and radius θ / θ_max, arm 1 the same turned
     by π; points spaced evenly along each arm from near the centre to radius 1."""

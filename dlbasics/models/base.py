@@ -1,24 +1,53 @@
-"""The interface every model trains through, and the model registry."""
+"""The interface every model trains through, the base of the models' config schemas, and the
+model registry."""
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
+from omegaconf import MISSING
 from torch import Tensor, nn
 
-from dlbasics.config import Config
+from dlbasics.activations import OUTPUT_ACTIVATIONS
 from dlbasics.data import DataSpec, DataSplits
 from dlbasics.errors import ConfigError
 from dlbasics.losses import Objective
 from dlbasics.registry import Registry
+from dlbasics.schema import check_choice
 
-if TYPE_CHECKING:  # the trainer imports this module
-    from dlbasics.trainer import FitResult, Trainer
+if TYPE_CHECKING:  # the whole config, for the builders' signatures
+    from dlbasics.config import Config
+
+# The groups a model may read besides its own keys; each model's schema says which it does
+# (ModelConfig.groups), and a user who sets one the chosen model ignores is told so.
+OPTIONAL_GROUPS = ("act", "reg")
+
+
+@dataclass
+class ModelConfig:
+    """The keys every model takes (`model=NAME` adds its own)."""
+
+    # What else the model reads: "act" (its hidden layers' activation), "reg" (L1/L2 penalties,
+    # dropout). A group the model does not read is left out of its config.
+    groups: ClassVar[tuple[str, ...]] = OPTIONAL_GROUPS
+
+    name: str = MISSING
+    # Output layer activation; "auto" follows the task: identity (regression),
+    # sigmoid (binary), softmax (multi-class). The perceptron's is always step.
+    output_act: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_choice("model.output_act", self.output_act, ["auto", *OUTPUT_ACTIVATIONS.names()])
 
 
 class Model(nn.Module):
     """A network the Trainer can fit. ``forward(x)`` returns scores: the output layer before
-    its activation (the objective applies the activation, or fuses it into the loss)."""
+    its activation (the objective applies the activation, or fuses it into the loss).
+
+    Most models learn by backpropagation, which the Trainer runs itself. A model with a
+    learning rule of its own (the perceptron's, contrastive divergence) sets
+    ``learns_by_backprop = False`` and overrides ``write_gradients``."""
 
     # An output activation the model always uses (the perceptron's step), or None to follow
     # the task: identity for regression, sigmoid for binary, softmax for multi-class.
@@ -28,17 +57,26 @@ class Model(nn.Module):
     epoch_metric_names: tuple[str, ...] = ()
     # Whether trainer.resume can continue it (a fit in several phases cannot).
     resumable: bool = True
-    # Whether it learns by backpropagating a loss (mixed precision applies only then); models
-    # whose training_step writes .grad by another rule set this to False.
-    backprop: bool = True
+    learns_by_backprop: bool = True
+    # Buffers whose size the data sets (PCD's chains: one per sample of the first batch): a
+    # checkpoint's size is taken when it is loaded.
+    resizable_buffers: tuple[str, ...] = ()
 
-    def training_step(self, x: Tensor, y: Tensor, objective: Objective) -> tuple[Tensor, Tensor]:
-        """Fill every parameter's ``.grad`` for one batch and return (data loss, scores),
-        both detached. The default is backpropagation of the loss plus any L1/L2 penalty;
-        models with another learning rule override this and keep the rest of the loop.
-        Under torchrun, the ``.grad`` an override writes is averaged over the ranks after it
-        returns (dlbasics/distributed.py), so it must be the mean over the batch it is given."""
-        return backpropagate(self, x, y, objective)
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        for prefix, module in self.named_modules():
+            for name in getattr(module, "resizable_buffers", ()):
+                saved = state_dict.get(f"{prefix}.{name}" if prefix else name)
+                mine = getattr(module, name)
+                if saved is not None and saved.shape != mine.shape:
+                    setattr(module, name, torch.zeros(saved.shape, device=mine.device))
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def write_gradients(self, x: Tensor, y: Tensor, objective: Objective) -> tuple[Tensor, Tensor]:
+        """For a model with its own learning rule: fill every parameter's ``.grad`` with the
+        update for one batch, as a gradient (the optimizer subtracts lr times it), and return
+        (data loss, scores), both detached. It must be the mean over the batch it is given:
+        under torchrun, the ranks' gradients are averaged after it returns."""
+        raise NotImplementedError(f"{type(self).__name__} learns by backpropagation")
 
     def prepare(self, data: DataSplits) -> DataSplits:
         """The splits to fit, called once before training: the data set itself, unless the
@@ -51,12 +89,6 @@ class Model(nn.Module):
         match."""
         return spec
 
-    def pretrain(self, data: DataSplits, trainer: "Trainer") -> list["FitResult"]:
-        """Fits before the supervised one, each through ``trainer.for_phase`` (a DBN's
-        pre-training, layer by layer); the last one returned may have been interrupted or
-        diverged, which ends the run."""
-        return []
-
     def epoch_metrics(self, x_train: Tensor, x_val: Tensor) -> dict[str, float]:
         """The measures of ``epoch_metric_names``, taken at the end of each epoch."""
         return {}
@@ -67,21 +99,7 @@ class Model(nn.Module):
         return {}
 
 
-def backpropagate(
-    model: Model, x: Tensor, y: Tensor, objective: Objective, forward: nn.Module | None = None
-) -> tuple[Tensor, Tensor]:
-    """The default training step; ``forward`` runs the model's forward pass when given (the
-    model wrapped in DistributedDataParallel, which averages the gradients over processes)."""
-    scores = (forward or model)(x)
-    loss = objective(scores, y)
-    total = loss + objective.penalty(model) if objective.has_penalty else loss
-    if objective.grad_scaler is not None:  # float16: scaled up so small gradients do not vanish
-        total = objective.grad_scaler.scale(total)
-    total.backward()
-    return loss.detach(), scores.detach()
-
-
-MODELS: Registry[Callable[[Config, DataSpec], Model]] = Registry("model")
+MODELS: Registry[Callable[["Config", DataSpec], Model]] = Registry("model")
 
 
 def require_sample_rank(spec: DataSpec, name: str, rank: int, needs: str, use: str) -> None:
@@ -94,7 +112,7 @@ def require_sample_rank(spec: DataSpec, name: str, rank: int, needs: str, use: s
         )
 
 
-def build_model(cfg: Config, spec: DataSpec) -> Model:
+def build_model(cfg: "Config", spec: DataSpec) -> Model:
     """The model ``model.name`` names, fitted to the data's shapes. A model that cannot read
     the data's samples, or whose outputs do not match its targets, is a ConfigError here,
     before training, not a shape error from inside torch."""

@@ -1,14 +1,14 @@
-"""The deep belief network (CONCEPTS.md §9): RBMs stacked, pre-trained greedily, fine-tuned.
+"""The deep belief network (docs/concepts.md §9): RBMs stacked, pre-trained greedily, fine-tuned.
 
 Pre-training needs no labels. The first RBM learns the inputs; its hidden-unit probabilities
-are the inputs of the second, and so on: one Trainer fit per layer, ``model.pretrain_epochs``
-epochs of contrastive divergence each, logged under the TensorBoard tags
-``pretrain/layer<i>/…``. Then each RBM's recognition weights give a hidden layer
-h = σ(Wx + c) of a classifier with an output layer on top, and the whole network is
-fine-tuned by backpropagation on the labels: the run's ordinary fit, under the ordinary tags,
-whose result metrics.json reports. ``model.pretrain=false`` fine-tunes the same network from
-random initialisation, to measure what pre-training brings; ``data.labels_per_class=N`` keeps
-N labels per class for fine-tuning while pre-training still sees every training input.
+are the inputs of the second, and so on: one ordinary fit per layer, arranged by the run
+(dlbasics/phases.py), logged under the TensorBoard tags ``pretrain/layer<i>/…``. Then each
+RBM's recognition weights give a hidden layer h = σ(Wx + c) of a classifier with an output layer
+on top, and the whole network is fine-tuned by backpropagation on the labels: the run's
+ordinary fit, under the ordinary tags, whose result metrics.json reports.
+``model.pretrain=false`` fine-tunes the same network from random initialisation, to measure
+what pre-training brings; ``data.labels_per_class=N`` keeps N labels per class for
+fine-tuning while pre-training still sees every training input.
 
 A DBN trains in several fits, so ``trainer.resume`` cannot continue one (it is refused before
 training). A signal stops the fit under way and ends the run like any other (metrics.json,
@@ -16,24 +16,50 @@ exit 130/143); so does a pre-training that diverges (stop_reason diverged). ``tr
 applies to every fit.
 """
 
-import logging
-from dataclasses import replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from dlbasics.config import Config, DBNConfig, OptimConfig, RegConfig
 from dlbasics.data import DataSpec, DataSplits
 from dlbasics.images import image_shape
-from dlbasics.losses import build_objective
-from dlbasics.models.base import MODELS, Model
-from dlbasics.models.rbm import RBM, check_unit_range, inputs_as_targets
+from dlbasics.models.base import MODELS, Model, ModelConfig
+from dlbasics.models.rbm import RBM, check_unit_range
+from dlbasics.schema import check, check_sizes
 
 if TYPE_CHECKING:
-    from dlbasics.trainer import FitResult, Trainer
+    from dlbasics.config import Config
 
-log = logging.getLogger("dlbasics")
+
+@dataclass
+class DBNConfig(ModelConfig):
+    """A deep belief network: RBMs pre-trained greedily, then fine-tuned as a classifier."""
+
+    groups: ClassVar[tuple[str, ...]] = ("reg",)  # sigmoid units; reg applies to fine-tuning
+
+    name: str = "dbn"
+    layers: list[int] = field(default_factory=lambda: [256, 128])
+    pretrain: bool = True  # false: the same network from random initialisation
+    pretrain_epochs: int = 30  # CD epochs for each layer's RBM
+    k: int = 1
+    pcd: bool = False
+    # Pre-training takes SGD with momentum on the CD estimate; `optim` is for fine-tuning.
+    pretrain_lr: float = 0.1
+    pretrain_momentum: float = 0.9
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_sizes("model.layers", self.layers, at_least_one=True)
+        check(self.pretrain_epochs >= 1, "model.pretrain_epochs", self.pretrain_epochs, ">= 1")
+        check(self.k >= 1, "model.k", self.k, "at least one Gibbs step")
+        check(self.pretrain_lr > 0, "model.pretrain_lr", self.pretrain_lr, "must be > 0")
+        check(
+            0 <= self.pretrain_momentum < 1,
+            "model.pretrain_momentum",
+            self.pretrain_momentum,
+            "must be in [0, 1)",
+        )
 
 
 class DBN(Model):
@@ -43,7 +69,6 @@ class DBN(Model):
     the first RBM's filters."""
 
     resumable = False
-    backprop = False
 
     def __init__(
         self,
@@ -87,48 +112,9 @@ class DBN(Model):
         check_unit_range(data.every_training_input(), data.spec.name, "dbn")
         return data  # fine-tuning fits the labelled data as it is
 
-    def pretrain(self, data: DataSplits, trainer: "Trainer") -> list["FitResult"]:
-        """Train each RBM on the hidden-unit probabilities of the one below, by CD with SGD
-        and momentum, for ``pretrain_epochs`` epochs without early stopping."""
-        if not self.settings.pretrain:
-            return []
-        s = self.settings
-        phase_cfg = replace(
-            trainer.cfg,
-            epochs=s.pretrain_epochs,
-            resume=None,
-            early_stopping=replace(
-                trainer.cfg.early_stopping, enabled=False, monitor="val_loss", restore_best=False
-            ),
-        )
-        optim = OptimConfig(name="momentum", lr=s.pretrain_lr, momentum=s.pretrain_momentum)
-        inputs = [data.every_training_input(), data.x_val]
-        inputs = [x.flatten(1).to(trainer.device) for x in inputs]
-        fits = []
-        for layer, rbm in enumerate(self.rbms, 1):
-            n_hidden, n_visible = rbm.weight.shape
-            log.info(
-                f"pre-training layer {layer} of {len(self.rbms)}: an RBM of {n_visible} visible "
-                f"and {n_hidden} hidden units, {s.pretrain_epochs} epochs"
-            )
-            x_train, x_val = inputs
-            task = rbm.prepare(inputs_as_targets(data.spec.name, x_train, x_val, x_val))
-            objective = build_objective("auto", rbm.output_act, task.spec, RegConfig(), "rbm")
-            phase = trainer.for_phase(
-                f"pretrain/layer{layer}/", phase_cfg, optim, "model.pretrain_lr"
-            )
-            fit = phase.fit(rbm, task, objective)
-            fits.append(fit)
-            if fit.stop_reason in ("interrupted", "diverged"):
-                if fit.message:
-                    fit.message = f"pre-training layer {layer}: {fit.message}"
-                break
-            inputs = [rbm.transform(x) for x in inputs]
-        return fits
 
-
-@MODELS.register("dbn")
-def build_dbn(cfg: Config, spec: DataSpec) -> DBN:
+@MODELS.register("dbn", DBNConfig)
+def build_dbn(cfg: "Config", spec: DataSpec) -> DBN:
     return DBN(
         spec.n_features,
         spec.n_outputs,

@@ -1,20 +1,26 @@
-"""The deep fully connected network (CONCEPTS.md §9): many hidden layers, made trainable by
-ReLU, normalisation and a weight initialisation that keeps signals at a steady scale (§8)."""
+"""The deep fully connected network (docs/concepts.md §9): many hidden layers, made trainable
+by ReLU, normalisation and a weight initialisation that keeps signals at a steady scale (§8)."""
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
-from dlbasics.config import ActConfig, Config
+from dlbasics.activations import ActConfig
 from dlbasics.data import DataSpec
 from dlbasics.errors import ConfigError
-from dlbasics.models.base import MODELS
-from dlbasics.models.mlp import MLP
+from dlbasics.models.base import MODELS, ModelConfig
+from dlbasics.models.mlp import MLP, NORM_LAYERS
+from dlbasics.schema import check, check_choice, check_sizes
+
+if TYPE_CHECKING:
+    from dlbasics.config import Config
 
 
 def _he_slope(act: ActConfig) -> float:
     # He et al. (2015) derive the scale for (leaky) ReLU: variance 2 / ((1 + a²)·fan_in).
-    return act.negative_slope if act.name == "leaky_relu" else 0.0
+    return getattr(act, "negative_slope", 0.0)
 
 
 # init name → fills one weight matrix in place. Biases start at zero under every scheme.
@@ -35,6 +41,28 @@ INITIALIZERS: dict[str, Callable[[Tensor, ActConfig], None]] = {
 }
 
 
+@dataclass
+class DNNConfig(ModelConfig):
+    name: str = "dnn"
+    depth: int = 3  # hidden layers, each `width` units wide ...
+    width: int = 256
+    hidden: list[int] = field(default_factory=list)  # ... unless listed here explicitly
+    norm: str = "batch"  # after each hidden linear layer: none | batch | layer
+    init: str = "he_normal"  # weight initialisation; "default" keeps PyTorch's
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.depth >= 1, "model.depth", self.depth, "at least 1 hidden layer")
+        check(self.width >= 1, "model.width", self.width, "must be >= 1")
+        check_sizes("model.hidden", self.hidden)
+        check_choice("model.norm", self.norm, ["none", *NORM_LAYERS])
+        check_choice("model.init", self.init, ["default", *INITIALIZERS])
+
+    @property
+    def layer_sizes(self) -> list[int]:
+        return list(self.hidden) if self.hidden else [self.width] * self.depth
+
+
 def initialize_weights(model: nn.Module, init: str, act: ActConfig) -> None:
     """Re-initialise every linear layer of ``model`` by the scheme ``init`` (a key of
     INITIALIZERS); ``"default"`` keeps PyTorch's U(−1/√fan_in, 1/√fan_in)."""
@@ -46,8 +74,8 @@ def initialize_weights(model: nn.Module, init: str, act: ActConfig) -> None:
             nn.init.zeros_(layer.bias)
 
 
-@MODELS.register("dnn")
-def build_dnn(cfg: Config, spec: DataSpec) -> MLP:
+@MODELS.register("dnn", DNNConfig)
+def build_dnn(cfg: "Config", spec: DataSpec) -> MLP:
     """A deep MLP: ``model.depth`` hidden layers of ``model.width`` units (or the sizes in
     ``model.hidden``), each linear → ``model.norm`` → activation → dropout, with weights
     initialised by ``model.init``."""

@@ -1,12 +1,28 @@
-"""The multi-layer perceptron: linear → activation → … → linear (CONCEPTS.md §3)."""
+"""The multi-layer perceptron: linear → activation → … → linear (docs/concepts.md §3)."""
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dlbasics.activations import hidden_activation
-from dlbasics.config import ActConfig, Config
+from dlbasics.activations import ActConfig, hidden_activation
 from dlbasics.data import DataSpec
-from dlbasics.models.base import MODELS, Model
+from dlbasics.models.base import MODELS, Model, ModelConfig
+from dlbasics.schema import check_sizes
+
+if TYPE_CHECKING:
+    from dlbasics.config import Config
+
+
+@dataclass
+class MLPConfig(ModelConfig):
+    name: str = "mlp"
+    hidden: list[int] = field(default_factory=lambda: [128, 64])
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_sizes("model.hidden", self.hidden)
 
 
 class BatchNorm(nn.BatchNorm1d):
@@ -59,6 +75,6 @@ class MLP(Model):
         return self.net(x.flatten(1))
 
 
-@MODELS.register("mlp")
-def build_mlp(cfg: Config, spec: DataSpec) -> MLP:
+@MODELS.register("mlp", MLPConfig)
+def build_mlp(cfg: "Config", spec: DataSpec) -> MLP:
     return MLP(spec.n_features, list(cfg.model.hidden), spec.n_outputs, cfg.act, cfg.reg.dropout)

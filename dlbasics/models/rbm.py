@@ -1,4 +1,4 @@
-"""The restricted Boltzmann machine (CONCEPTS.md §9), trained by contrastive divergence.
+"""The restricted Boltzmann machine (docs/concepts.md §9), trained by contrastive divergence.
 
 Visible units v and hidden units h, connected only across the two layers, with the energy
 E(v, h) = −b·v − c·h − hᵀWv (Bernoulli visible units) or ½‖v − b‖² − c·h − hᵀWv (Gaussian
@@ -17,17 +17,22 @@ unit between the data and its mean-field reconstruction). Each epoch adds the
 pseudo-log-likelihood and the free energies of training and validation data.
 """
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dlbasics.config import Config
 from dlbasics.data import DataSpec, DataSplits
 from dlbasics.errors import ConfigError
-from dlbasics.hot_path import mean_weights, no_grad
 from dlbasics.images import image_shape, tile
 from dlbasics.losses import Objective
-from dlbasics.models.base import MODELS, Model
+from dlbasics.models.base import MODELS, Model, ModelConfig
+from dlbasics.schema import check, check_choice
+
+if TYPE_CHECKING:
+    from dlbasics.config import Config
 
 SAMPLE_CHAINS = 64  # Gibbs chains drawn for TensorBoard's samples image …
 SAMPLE_STEPS = 200  # … each run this many steps from a validation input
@@ -39,6 +44,30 @@ MEASURE_SEED = 0
 # Visible biases start at log(p / (1 − p)) for the fraction p of training inputs that are on;
 # p is kept this far from 0 and 1 so that pixels that are always off get a finite bias.
 BIAS_P_MIN = 1e-3
+# Visible units: bernoulli for inputs in [0, 1] (data.unit_range=true), gaussian for real-valued
+# inputs of unit variance (data.standardize=true).
+VISIBLE_UNITS = ("bernoulli", "gaussian")
+
+
+@dataclass
+class RBMConfig(ModelConfig):
+    """A restricted Boltzmann machine trained by contrastive divergence."""
+
+    groups: ClassVar[tuple[str, ...]] = ("reg",)  # L1/L2 on the weights; no hidden layers
+
+    name: str = "rbm"
+    n_hidden: int = 100
+    k: int = 1  # Gibbs steps per update (CD-k)
+    pcd: bool = False  # persistent CD: the negative chains carry on across batches
+    visible: str = "bernoulli"
+    init_std: float = 0.01  # initial weights ~ Normal(0, init_std) (Hinton's practical guide)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.n_hidden >= 1, "model.n_hidden", self.n_hidden, "must be >= 1")
+        check(self.k >= 1, "model.k", self.k, "at least one Gibbs step")
+        check_choice("model.visible", self.visible, VISIBLE_UNITS)
+        check(self.init_std > 0, "model.init_std", self.init_std, "must be > 0")
 
 
 class RBM(Model):
@@ -50,7 +79,13 @@ class RBM(Model):
     images, for TensorBoard's pictures of the filters and samples.
     """
 
-    backprop = False
+    learns_by_backprop = False
+    resizable_buffers = ("chains",)
+    # What epoch_metrics() can report (Gaussian visible units have no pseudo-likelihood).
+    epoch_metric_names = (
+        *("train_pll", "val_pll"),
+        *("train_free_energy", "val_free_energy", "gap_free_energy"),
+    )
 
     def __init__(
         self,
@@ -69,15 +104,13 @@ class RBM(Model):
         self.hidden_bias = nn.Parameter(torch.zeros(n_hidden))
         self.visible_bias = nn.Parameter(torch.zeros(n_visible))  # set from the data: prepare()
         # PCD's chains: their visible states, carried from one batch to the next. A buffer, so
-        # checkpoints hold them and a resumed run goes on with them; filled at the first batch.
+        # checkpoints hold them and a resumed run goes on with them; filled at the first batch
+        # (one chain per sample of the batch).
         self.register_buffer("chains", torch.zeros(0, n_visible))
         # The reconstruction is scored as the visible units' means: σ(scores) or the scores.
         self.output_act = "sigmoid" if self.bernoulli else "identity"
-        likelihood = ("train_pll", "val_pll") if self.bernoulli else ()
-        self.epoch_metric_names = (
-            *likelihood,
-            *("train_free_energy", "val_free_energy", "gap_free_energy"),
-        )
+        if not self.bernoulli:
+            self.epoch_metric_names = tuple(n for n in self.epoch_metric_names if "pll" not in n)
 
     # --- the two conditionals --------------------------------------------------------------
 
@@ -128,40 +161,34 @@ class RBM(Model):
         """Inputs as hidden-unit probabilities P(h = 1 | x): the RBM as a feature extractor."""
         return self.hidden_probs(x.flatten(1))
 
-    def training_step(self, x: Tensor, y: Tensor, objective: Objective) -> tuple[Tensor, Tensor]:
+    def write_gradients(self, x: Tensor, y: Tensor, objective: Objective) -> tuple[Tensor, Tensor]:
+        """Contrastive divergence's estimate of the negative log-likelihood gradient, plus the
+        gradient of any reg.l1/reg.l2 penalty on the weights."""
         loss, scores = self._contrastive_divergence(x.flatten(1), y, objective)
-        if objective.has_penalty:  # reg.l1/reg.l2: the penalty's gradient on the weights
-            objective.penalty(self).backward()
+        if objective.has_penalty:
+            objective.penalty(self).backward()  # added to the .grad written above
         return loss, scores
 
-    @no_grad
+    @torch.no_grad()
     def _contrastive_divergence(
         self, v_data: Tensor, y: Tensor, objective: Objective
     ) -> tuple[Tensor, Tensor]:
-        """Write CD-k's (or PCD-k's) estimate of the gradient into ``.grad``, with as few
-        tensor operations as can be: on small batches each costs more than its arithmetic."""
+        """Write CD-k's (or PCD-k's) estimate of the gradient into ``.grad``."""
         h_data = self.hidden_probs(v_data)
         if self.pcd:
             chains = self.chains
             if chains.shape[0] == 0:  # the first batch: chains start at the data
                 chains = v_data.clone()
-            v_model, chains = self.gibbs(chains, self.k, sample_last=True)
-            self._buffers["chains"] = chains  # what `self.chains = …` does, in less Python
+            v_model, self.chains = self.gibbs(chains, self.k, sample_last=True)
         else:
             v_model, _ = self.gibbs(v_data, self.k, first_hidden=h_data)
         # Statistics from probabilities rather than samples: less noise, same expectation.
         h_model = self.hidden_probs(v_model)
-        # −(⟨v hᵀ⟩_data − ⟨v hᵀ⟩_model) as a gradient, so that optimizers descend on it. The
-        # means are products with vectors of 1/n: no division by a number (which torch wraps
-        # in a new tensor each time).
+        # −(⟨v hᵀ⟩_data − ⟨v hᵀ⟩_model) as a gradient, so that optimizers descend on it.
         n, m = v_data.shape[0], v_model.shape[0]
-        data_mean = mean_weights(n, v_data.device, v_data.dtype)
-        model_mean = mean_weights(m, v_model.device, v_model.dtype)
-        self.weight.grad = torch.addmm(
-            h_model.T @ v_model, h_data.T, v_data, beta=1 / m, alpha=-1 / n
-        )
-        self.hidden_bias.grad = torch.addmv(h_model.T @ model_mean, h_data.T, data_mean, alpha=-1)
-        self.visible_bias.grad = torch.addmv(v_model.T @ model_mean, v_data.T, data_mean, alpha=-1)
+        self.weight.grad = h_model.T @ v_model / m - h_data.T @ v_data / n
+        self.hidden_bias.grad = h_model.mean(dim=0) - h_data.mean(dim=0)
+        self.visible_bias.grad = v_model.mean(dim=0) - v_data.mean(dim=0)
         scores = self.visible_scores(h_data)
         return objective(scores, y), scores
 
@@ -241,17 +268,12 @@ class RBM(Model):
     def _measure_rng(self, like: Tensor) -> torch.Generator:
         return torch.Generator(device=like.device).manual_seed(MEASURE_SEED)
 
-    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args, **kwargs) -> None:
-        # PCD's chains exist from the first batch on: take the checkpoint's number of them.
-        saved = state_dict.get(prefix + "chains")
-        if saved is not None and saved.shape != self.chains.shape:
-            self.chains = torch.zeros(saved.shape, device=self.chains.device)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 def bernoulli(p: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """0/1 samples with P(1) = p (torch.bernoulli, at half its cost on small tensors)."""
-    return torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype).lt_(p)
+    """0/1 samples with P(1) = p. A diverged RBM's probabilities are NaN, which torch.bernoulli
+    refuses: drawn as 0 here, the run goes on to report the divergence as any other."""
+    return torch.bernoulli(p.nan_to_num(0.0), generator=generator)
 
 
 def check_unit_range(x: Tensor, data_name: str, model: str, alternative: str = "") -> None:
@@ -278,8 +300,8 @@ def reconstruction_spec(name: str, n_visible: int) -> DataSpec:
     return DataSpec(name, "regression", (n_visible,), n_visible)
 
 
-@MODELS.register("rbm")
-def build_rbm(cfg: Config, spec: DataSpec) -> RBM:
+@MODELS.register("rbm", RBMConfig)
+def build_rbm(cfg: "Config", spec: DataSpec) -> RBM:
     if cfg.loss.name not in ("auto", "mse"):
         raise ConfigError(
             f"loss={cfg.loss.name}: model=rbm learns by contrastive divergence, not from a loss; "

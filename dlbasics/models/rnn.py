@@ -1,18 +1,41 @@
-"""Recurrent networks (CONCEPTS.md §9): a hidden state fed back at every time step.
+"""Recurrent networks (docs/concepts.md §9): a hidden state fed back at every time step.
 
 ``cell=rnn`` is Elman's network, h_t = tanh(W·x_t + U·h_{t−1} + b), whose gradients shrink or
 grow by a factor per step (§8); the LSTM and GRU carry the state through gates instead, which
 lets them remember across long sequences (the adding problem shows the difference).
 """
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
 import torch
 from torch import Tensor, nn
 
-from dlbasics.config import Config
 from dlbasics.data import DataSpec
-from dlbasics.models.base import MODELS, Model, require_sample_rank
+from dlbasics.models.base import MODELS, Model, ModelConfig, require_sample_rank
+from dlbasics.schema import check, check_choice
 
-CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+if TYPE_CHECKING:
+    from dlbasics.config import Config
+
+CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}  # also the `cell` group's choices
+
+
+@dataclass
+class RNNConfig(ModelConfig):
+    groups: ClassVar[tuple[str, ...]] = ("reg",)  # the cells have their own tanh and sigmoids
+
+    name: str = "rnn"
+    cell: str = "lstm"  # rnn (Elman, tanh) | lstm | gru
+    hidden_size: int = 64
+    num_layers: int = 1  # stacked recurrent layers
+    bidirectional: bool = False  # also read each sequence from its end
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice("model.cell", self.cell, CELLS)
+        check(self.hidden_size >= 1, "model.hidden_size", self.hidden_size, "must be >= 1")
+        check(self.num_layers >= 1, "model.num_layers", self.num_layers, "must be >= 1")
 
 
 class RNN(Model):
@@ -95,8 +118,8 @@ def _open_forget_gates(lstm: nn.LSTM) -> None:
                 bias[hidden : 2 * hidden].fill_(1.0)
 
 
-@MODELS.register("rnn")
-def build_rnn(cfg: Config, spec: DataSpec) -> RNN:
+@MODELS.register("rnn", RNNConfig)
+def build_rnn(cfg: "Config", spec: DataSpec) -> RNN:
     model = cfg.model
     require_sample_rank(
         spec,

@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 
 from dlbasics.config import validate
 from dlbasics.errors import UserError
+from dlbasics.run import train
 from dlbasics.sweeps.record import (
     COMPLETED,
     FAILED,
@@ -86,10 +87,7 @@ def run_sweep_job(cfg: DictConfig, run_dir: Path) -> float:
 
 
 def _train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    config = validate(cfg)
-    from dlbasics.run import train  # imports torch: after the config is known to be good
-
-    return train(config, run_dir, progress=False)  # one line per job, not one per epoch
+    return train(validate(cfg), run_dir, progress=False)  # one line per job, not one per epoch
 
 
 def _completed_result(run_dir: Path, overrides: list[str]) -> float | None:
