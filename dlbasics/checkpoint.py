@@ -10,6 +10,7 @@ import json
 import math
 import os
 import pickle
+import socket
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -19,16 +20,18 @@ import torch
 from dlbasics.errors import DataError, OutputError
 
 FORMAT = "dlbasics-checkpoint-1"
+HOST = socket.gethostname().replace(".", "_")  # in temporary files' names: pids are per host
 
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` all or nothing; a failure (full disk, no permission) is an
     OutputError that names the file and leaves the previous version in place."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{HOST}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):
-            stale.unlink(missing_ok=True)  # left by a process killed while writing
+        for left in path.parent.glob(f".{path.name}.{HOST}.*.tmp"):
+            if _was_killed(left):  # a process of this host died while writing it
+                left.unlink(missing_ok=True)
         try:
             with open(tmp, "wb") as file:
                 file.write(data)
@@ -48,6 +51,21 @@ def atomic_write(path: Path, data: bytes) -> None:
             f"could not write {path}: {error.strerror or error}; {kept}, and the files "
             "written before it are kept."
         ) from None
+
+
+def _was_killed(tmp: Path) -> bool:
+    """Whether the process that named the temporary file ``tmp`` (…<pid>.tmp) is gone; only
+    then is the file provably stale. Another process' file may be being written right now."""
+    pid = tmp.name.removesuffix(".tmp").rpartition(".")[2]
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, under another user
+        return False
+    return False
 
 
 def save_checkpoint(payload: dict[str, Any], path: Path) -> None:

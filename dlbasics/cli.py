@@ -27,8 +27,8 @@ from omegaconf.errors import (
 )
 
 from dlbasics.config import CHOICES, unknown_key_message
+from dlbasics.config_guard import INSTANTIATE_KEYS, code_key_message
 from dlbasics.errors import UserError
-from dlbasics.import_guard import INSTANTIATE_KEYS, code_key_message, refuse_code_in_arguments
 
 USER_ERROR = 2
 
@@ -57,11 +57,9 @@ def task(function: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def run_app(app: Callable[[], Any], argv: list[str]) -> None:
-    """Run a ``@hydra.main`` app so that every config mistake exits 2 with one paragraph."""
-    try:
-        refuse_code_in_arguments(argv)
-    except UserError as error:
-        fail(str(error))
+    """Run a ``@hydra.main`` app so that every config mistake exits 2 with one paragraph.
+    ``argv`` is its command line, already checked by config_guard.refuse_code_in_arguments
+    (what the user typed, before the app adds overrides of its own)."""
     # Hydra would print its composition errors over several lines and exit 1; with this set
     # it raises them to us instead (and shows a bug in our code with its full traceback).
     os.environ["HYDRA_FULL_ERROR"] = "1"

@@ -19,10 +19,10 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from dlbasics.activations import HIDDEN_ACTIVATIONS
+from dlbasics.config_guard import INSTANTIATE_KEYS, code_key_message
 from dlbasics.data import DATASETS
 from dlbasics.diagnostics import DiagConfig
 from dlbasics.errors import ConfigError
-from dlbasics.import_guard import INSTANTIATE_KEYS, code_key_message
 from dlbasics.loggers import LoggerConfig
 from dlbasics.losses import LossConfig, RegConfig
 from dlbasics.models import MODELS

@@ -5,6 +5,7 @@ import os
 import platform
 import signal
 import textwrap
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from dlbasics.preflight import (
 )
 from dlbasics.progress import WIDTH
 from dlbasics.resume import load_resume_checkpoint
+from dlbasics.run_lock import RunDirectoryLock
 from dlbasics.threshold import has_threshold, threshold_metrics
 from dlbasics.trainer import Trainer, TrainerConfig
 
@@ -51,7 +53,9 @@ def train(cfg: Config, run_dir: Path, progress: bool = True) -> dict[str, Any]:
     Under torchrun every rank calls this; rank 0 alone writes and reports."""
     parallel = join_ranks(resolve_device(cfg.trainer.device), cfg.trainer)
     try:
-        return _train(cfg, run_dir, progress, parallel)
+        # Only rank 0 writes; no second process may write the same directory meanwhile.
+        with RunDirectoryLock(run_dir) if parallel.is_main else nullcontext():
+            return _train(cfg, run_dir, progress, parallel)
     finally:
         parallel.close()
 

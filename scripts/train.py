@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 
 from dlbasics.cli import fail, run_app, task
 from dlbasics.config import register_configs, validate
+from dlbasics.config_guard import refuse_code_in_arguments
 from dlbasics.errors import UserError
 from dlbasics.run import train
 from dlbasics.sweeps.job import run_sweep_job
@@ -57,10 +58,14 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    if os.environ.get("RANK", "0") != "0":
-        sys.argv += OTHER_RANKS
-    try:  # `-m … --resume`: finish an earlier sweep run with the same overrides
+    try:
+        # What the user typed may not run code or reach hydra.* beyond its allowlist; the
+        # overrides added below are this script's own.
+        refuse_code_in_arguments(sys.argv[1:])
+        # `-m … --resume`: finish an earlier sweep run with the same overrides
         sys.argv = resume_argv(sys.argv, config_name="config")
     except UserError as error:
         fail(str(error))
+    if os.environ.get("RANK", "0") != "0":
+        sys.argv += OTHER_RANKS
     run_app(main, sys.argv[1:])  # exits 2 on a mistake, 130/143 on a signal (dlbasics/cli.py)

@@ -57,13 +57,13 @@ def cli_env() -> dict[str, str]:
 
 
 def run_cli(
-    *args: str, timeout: float = 300, cwd: Path = ROOT, **popen
+    *args: str, timeout: float = 300, cwd: Path = ROOT, env: dict | None = None, **popen
 ) -> subprocess.CompletedProcess:
     """Run scripts/train.py as a user would, capturing its output."""
     return subprocess.run(
         [sys.executable, str(TRAIN_SCRIPT), *args],
         cwd=cwd,
-        env=cli_env(),
+        env=env or cli_env(),
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -116,6 +116,7 @@ def test_two_ranks_train_as_one_process_stop_together_and_write_one_run(tmp_path
     writers = {name.split(".")[-2] for name in events}  # …tfevents.<time>.<host>.<pid>.<n>
     assert events and len(writers) == 1, written
     assert set(written) - set(events) == {
+        ".lock",  # rank 0's hold on the directory, released (empty)
         ".hydra/config.yaml",
         ".hydra/hydra.yaml",
         ".hydra/overrides.yaml",

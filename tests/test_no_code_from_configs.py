@@ -4,8 +4,8 @@ config directory can make dlbasics (or Hydra) import and call code."""
 import pytest
 
 from conftest import run_cli
+from dlbasics.config_guard import refuse_code_in_arguments
 from dlbasics.errors import ConfigError
-from dlbasics.import_guard import refuse_code_in_arguments
 
 OS_SYSTEM = "_target_: os.system\ncommand: touch {marker}\n"
 

@@ -17,9 +17,11 @@ from tensorboard.backend.event_processing.event_multiplexer import EventMultiple
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from conftest import CONFIGS, ROOT, TRAIN_SCRIPT, read_metrics, run_cli
+from dlbasics.errors import ConfigError
 from dlbasics.sweeps.record import read_record
 from dlbasics.sweeps.report import build_report, write_report_files
 from dlbasics.sweeps.results import JobResult, sort_by_monitor
+from dlbasics.sweeps.resume import resume_argv
 
 # 8 jobs: data × loss × seed. loss=bce on iris (three classes) fails by design, twice.
 SWEEP = ("data=xor,iris", "loss=auto,bce", "seed=0,1", "trainer.epochs=4")
@@ -328,3 +330,18 @@ def test_resume_without_a_sweep_to_resume_is_a_clear_error(tmp_path, args, expec
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and expected in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_resuming_a_named_sweep_with_other_overrides_is_refused_and_deletes_nothing(tmp_path):
+    # `-m seed=7,1,2 … --resume` into a `seed=0,1,2` sweep: job 0's directory holds seed 0's run.
+    sweep_dir = tmp_path / "sweep"
+    (sweep_dir / "0").mkdir(parents=True)
+    (sweep_dir / "0" / "metrics.json").write_text("{}")
+    recorded = {"hydra": {"job": {"config_name": "config"}, "overrides": {"task": ["seed=0,1,2"]}}}
+    OmegaConf.save(recorded, sweep_dir / "multirun.yaml")
+    argv = ["train.py", "-m", "seed=7,1,2", f"hydra.sweep.dir={sweep_dir}", "--resume"]
+    with pytest.raises(ConfigError, match=r"ran seed=0,1,2, not seed=7,1,2"):
+        resume_argv(argv, config_name="config")
+    assert (sweep_dir / "0" / "metrics.json").exists()
+    same = resume_argv([*argv[:2], "seed=0,1,2", *argv[3:]], config_name="config")
+    assert f"hydra.sweep.dir={sweep_dir}" in same and "--resume" not in same

@@ -42,17 +42,24 @@ def resume_argv(argv: list[str], config_name: str) -> list[str]:
         overrides = OverridesParser.create().parse_overrides(parsed.overrides)
     except HydraException:
         return [argv[0], *args]
+    task = [o.input_line for o in overrides if not o.is_hydra_override()]
     named = [o for o in overrides if o.key_or_group == SWEEP_DIR_KEY]
-    if named:  # the command names its sweep directory: that one, as it is
+    if named:  # the command names its sweep directory: that one, if it ran these overrides
         sweep_dir = Path(str(named[-1].value()))
         if not (sweep_dir / "multirun.yaml").is_file():
             raise ConfigError(
                 f"{RESUME_FLAG}: {SWEEP_DIR_KEY}={sweep_dir} holds no earlier sweep "
                 "(no multirun.yaml); run the sweep without --resume to start it."
             )
+        recorded = list(OmegaConf.load(sweep_dir / "multirun.yaml").hydra.overrides.task)
+        if recorded != task:  # job n's directory holds what that sweep's job n trained
+            raise ConfigError(
+                f"{RESUME_FLAG}: the sweep in {sweep_dir} ran {' '.join(recorded) or 'none'}, "
+                f"not {' '.join(task) or 'none'}; resume it with the same overrides in the "
+                "same order (its multirun.yaml lists them), or start a new sweep."
+            )
         resumed = [argv[0], *args, resume_env]
     else:
-        task = [o.input_line for o in overrides if not o.is_hydra_override()]
         sweep_dir = find_previous_sweep(
             DEFAULT_SWEEPS_ROOT, parsed.config_name or config_name, task
         )

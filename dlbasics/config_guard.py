@@ -1,0 +1,339 @@
+"""A config from someone else cannot run code or write outside the run directory.
+
+Hydra can import and call what a config names: `_target_` (instantiate, and Hydra's own
+callbacks, launchers and sweepers), logging's `class`, `()` and `ext://` (hydra.job_logging),
+the Optuna sweeper's `custom_search_space`, submitit's `setup` shell lines; `hydra.job.env_set`
+changes the environment, a log handler's file name writes anywhere, and `--experimental-rerun`
+unpickles a file. What a user brings (the command line, a `--config-dir`, the directories of
+`hydra.searchpath`) is therefore checked before Hydra reads anything:
+
+- no key anywhere names code to import (CODE_KEYS), and no value is an `ext://` reference;
+- under `hydra`, a user may set only the keys of HYDRA_KEYS (run and sweep directories, the
+  launcher's and sweeper's documented settings, the Optuna search space as data) and choose
+  only the hydra/* options of HYDRA_CHOICES; a user's config directory holds no hydra/*
+  configs and its files reach `hydra` only through those keys;
+- every resolver refuses to make a dict or a list (``harden_resolvers``): an interpolation
+  such as ``${oc.create:{_target_: …}}`` yields a value, never a node that could be
+  instantiated.
+
+The package's own configs (configs/) are trusted.
+"""
+
+import functools
+import re
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.resolvers import oc
+
+from dlbasics.errors import ConfigError
+
+# Keys through which Hydra's `instantiate` imports and calls whatever a config names, and
+# logging.config's factories.
+INSTANTIATE_KEYS = ("_target_", "_partial_", "_args_", "_recursive_", "_convert_")
+CODE_KEYS = (*INSTANTIATE_KEYS, "()", "class")
+# The hydra.* keys a user may set: patterns over the dotted key.
+HYDRA_KEYS = [
+    re.compile(pattern)
+    for pattern in (
+        r"hydra\.run\.dir",
+        r"hydra\.sweep\.(dir|subdir)",
+        r"hydra\.searchpath",  # the directories are checked as config directories
+        r"hydra\.mode",
+        r"hydra\.verbose",
+        r"hydra\.job\.chdir",
+        r"hydra\.output_subdir",
+        # joblib and submitit (hydra/launcher=joblib|slurm|submitit_*): sizes and limits
+        r"hydra\.launcher\.(n_jobs|pre_dispatch|batch_size|verbose|timeout_min|nodes"
+        r"|tasks_per_node|cpus_per_task|gpus_per_node|mem_gb|mem_per_gpu|mem_per_cpu"
+        r"|array_parallelism|max_num_timeout|partition|qos|account|comment|constraint"
+        r"|exclude|signal_delay_s|name)",
+        # the Optuna sweeper: the search, its space as data (strings of the sweep grammar)
+        r"hydra\.sweeper\.(direction|study_name|storage|n_trials|n_jobs|max_failure_rate)",
+        r"hydra\.sweeper\.sampler\.(seed|n_startup_trials|consider_endpoints|multivariate)",
+        r"hydra\.sweeper\.params(\..+)?",
+    )
+]
+# The hydra/* groups a user may choose in, and their options (Hydra's, its plugins', ours).
+HYDRA_CHOICES = {
+    "hydra/launcher": ("basic", "joblib", "slurm", "submitit_local", "submitit_slurm"),
+    "hydra/sweeper": ("basic", "optuna"),
+    "hydra/job_logging": ("dlbasics", "stdout", "default", "disabled", "none"),
+    "hydra/hydra_logging": ("default", "disabled", "none"),
+}
+STORAGE = re.compile(r"sqlite:///[\w./-]+\.db")  # an Optuna study kept in a file of its own
+
+
+def refuse_code_in_arguments(argv: list[str]) -> None:
+    """Check a command line, and the YAML files of the config directories it adds, before
+    Hydra reads anything; raise ConfigError naming the key and the override or file."""
+    if any(arg.startswith("--experimental-rerun") for arg in argv):
+        raise ConfigError(
+            "--experimental-rerun loads a pickle file, which can run any code; dlbasics does "
+            "not accept it. Rerun with the overrides in the run's .hydra/overrides.yaml."
+        )
+    for arg in argv:
+        problem = _override_problem(arg)
+        if problem is not None:
+            key, why = problem
+            raise ConfigError(f"{key} (in the override {arg!r}): {why}")
+    directories = _user_config_dirs(argv)
+    for directory in directories:  # grows when a file adds hydra.searchpath entries
+        for path in sorted(directory.rglob("*.y*ml")):
+            document = _read_yaml(path)
+            problem = _file_problem(path.relative_to(directory), path.read_text(), document)
+            if problem is not None:
+                key, why = problem
+                raise ConfigError(f"{key} in {path}: {why}")
+            searchpath = _dig(document, "hydra", "searchpath") or []
+            entries = [searchpath] if isinstance(searchpath, str) else searchpath
+            added = (d.resolve() for d in _as_dirs(entries))
+            directories += [d for d in added if d not in directories]
+
+
+CODE = (
+    "dlbasics does not import classes or functions named in configs (Hydra's _target_, "
+    "logging's class, '()' and ext://), so a config file from someone else cannot run code; "
+    "components are chosen by name (e.g. model=mlp, optim=adam)."
+)
+HYDRA = (
+    "under hydra a config may set only the run and sweep directories, the launcher's and "
+    "sweeper's settings and the search space (hydra.run.dir, hydra.sweep.dir, "
+    "hydra.launcher.n_jobs, hydra.sweeper.params.…), and choose "
+    + "; ".join(f"{group}={'|'.join(options)}" for group, options in HYDRA_CHOICES.items())
+    + ": the rest could run code or write outside the run directory."
+)
+Problem = tuple[str, str]  # the key, and what is wrong with it
+
+
+def code_key_message(key: str) -> str:
+    return f"{key}: {CODE}"
+
+
+# --- the command line --------------------------------------------------------------------------
+
+
+def _override_problem(arg: str) -> Problem | None:
+    """What is wrong with one override, or None."""
+    if "=" not in arg and not arg.startswith("~"):
+        return None
+    if arg.startswith("-"):
+        return None
+    try:
+        override = OverridesParser.create().parse_overrides([arg])[0]
+    except HydraException:
+        return None  # not an override Hydra can parse: it reports that itself
+    key = override.key_or_group
+    parts = key.replace("/", ".").split(".")
+    if any(part in CODE_KEYS for part in parts):
+        return key, CODE
+    package = override.package or ""
+    if package.split(".")[0] in ("hydra", "_global_"):
+        return f"{key}@{package}", HYDRA
+    values = _override_values(override) if override.value_type is not None else []
+    inner = next((found for v in values if (found := _find_code(v)) is not None), None)
+    if inner is not None:
+        return (f"{key}.{inner}" if inner else key), CODE
+    if parts[0] != "hydra":
+        return None
+    if "/" in key:  # a hydra/* group
+        options = HYDRA_CHOICES.get(key)
+        if options is None or not all(str(v) in options for v in values):
+            return f"{key}={'|'.join(map(str, values))}", HYDRA
+        return None
+    return _hydra_value_problem(key, values)
+
+
+def _override_values(override: Any) -> list[Any]:
+    """The value of an override, or each value of a sweep."""
+    if override.is_sweep_override():
+        return [str(value) for value in override.sweep_string_iterator()]
+    return [override.value()]
+
+
+def _hydra_value_problem(key: str, values: list[Any]) -> Problem | None:
+    """An allowed hydra key must hold plain data: no dicts (which could be instantiated)."""
+    if not any(pattern.fullmatch(key) for pattern in HYDRA_KEYS):
+        return key, HYDRA
+    for value in values:
+        if key.startswith("hydra.sweeper.params"):  # the search space: key → sweep string
+            inner = value.values() if isinstance(value, dict) else [value]
+            if any(isinstance(v, dict) for v in inner):
+                return key, HYDRA
+        elif isinstance(value, dict) or (isinstance(value, list) and key != "hydra.searchpath"):
+            return key, HYDRA
+        if key == "hydra.sweeper.storage" and value is not None and not STORAGE.fullmatch(value):
+            return f"{key}={value}", "an Optuna storage is a file of its own, sqlite:///NAME.db"
+    return None
+
+
+# --- configuration files -----------------------------------------------------------------------
+
+PACKAGE_HEADER = re.compile(r"^#\s*@package\s+(\S+)", re.MULTILINE)
+
+
+def _file_problem(relative: Path, text: str, document: Any) -> Problem | None:
+    """What is wrong with one YAML file of a user's config directory, or None."""
+    code = _find_code(document)
+    if code is not None:
+        return code or "a value", CODE
+    if relative.parts[0] == "hydra":
+        return f"a hydra/* config ({relative})", HYDRA
+    header = PACKAGE_HEADER.search(text)
+    # A file at the top of a config directory is in the global package unless it says so.
+    package = header.group(1) if header else ("_global_" if len(relative.parts) == 1 else "")
+    if package.startswith("hydra") or package.startswith("_global_.hydra"):
+        return f"@package {package}", HYDRA
+    if not isinstance(document, dict):
+        return None
+    for entry in document.get("defaults") or []:
+        problem = _defaults_entry_problem(entry)
+        if problem is not None:
+            return problem
+    if package == "_global_":  # its keys are the top level's
+        for key, value in _leaves(document.get("hydra"), "hydra"):
+            problem = _hydra_value_problem(key, [value])
+            if problem is not None:
+                return problem
+    return None
+
+
+def _defaults_entry_problem(entry: Any) -> Problem | None:
+    """A defaults-list entry may pick a hydra/* option of HYDRA_CHOICES, nothing else there."""
+    if isinstance(entry, str):  # a config by its path: `- /model/mlp@model.encoder`
+        path, _, package = entry.partition("@")
+        if package.split(".")[0] in ("hydra", "_global_") or path.lstrip("/").startswith("hydra"):
+            return f"defaults: {entry}", HYDRA
+        return None
+    if not isinstance(entry, dict):
+        return None
+    for raw_key, value in entry.items():
+        key = str(raw_key).removeprefix("override").strip()
+        group, _, package = key.partition("@")
+        group = group.strip().lstrip("/")
+        if package.split(".")[0] in ("hydra", "_global_"):
+            return f"defaults: {raw_key}", HYDRA
+        if group.split("/")[0] == "hydra":
+            options = HYDRA_CHOICES.get(group)
+            if options is None or str(value) not in options:
+                return f"defaults: {raw_key}: {value}", HYDRA
+    return None
+
+
+def _leaves(node: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) pairs of a YAML tree; the search space and search path whole."""
+    if isinstance(node, dict) and prefix not in ("hydra.sweeper.params", "hydra.searchpath"):
+        for key, value in node.items():
+            yield from _leaves(value, f"{prefix}.{key}")
+    elif node is not None or prefix != "hydra":
+        yield prefix, node
+
+
+def _find_code(node: Any, prefix: str = "") -> str | None:
+    """The first key that names code (or value that imports a module: logging's ext://),
+    anywhere in a YAML document; "" for a value at the top."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if key in CODE_KEYS:
+                return path
+            found = _find_code(value, path)
+            if found is not None:
+                return found
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            found = _find_code(item, f"{prefix}[{index}]")
+            if found is not None:
+                return found
+    elif isinstance(node, str) and node.strip().startswith("ext://"):
+        return prefix
+    return None
+
+
+def _user_config_dirs(argv: list[str]) -> list[Path]:
+    """Directories the user adds to Hydra's search path: --config-dir/-cd, --config-path/-cp
+    (relative to the script, or to the current directory) and hydra.searchpath=[…]."""
+    found: list[str] = []
+    for i, arg in enumerate(argv):
+        for flag in ("--config-dir", "-cd", "--config-path", "-cp"):
+            if arg == flag and i + 1 < len(argv):
+                found.append(argv[i + 1])
+            elif arg.startswith(f"{flag}="):
+                found.append(arg.partition("=")[2])
+        if arg.lstrip("+").startswith("hydra.searchpath="):
+            found += arg.partition("=")[2].strip("[]").split(",")
+    script_dir = Path(sys.argv[0]).resolve().parent
+    both = _as_dirs(found) + _as_dirs(str(script_dir / d) for d in found)
+    return list(dict.fromkeys(path.resolve() for path in both))
+
+
+def _as_dirs(entries: Any) -> list[Path]:
+    """Search-path entries (plain paths or file://…) that are directories here; pkg://
+    entries name installed packages, which are trusted like dlbasics itself."""
+    paths = (str(e).strip().strip("'\"").removeprefix("file://") for e in entries)
+    return [Path(p) for p in paths if p and not p.startswith("pkg://") and Path(p).is_dir()]
+
+
+def _dig(node: Any, *keys: str) -> Any:
+    for key in keys:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None  # Hydra reports a file it cannot read when it gets to it
+
+
+# --- resolvers ---------------------------------------------------------------------------------
+
+# OmegaConf's own resolvers (omegaconf.resolvers.oc); Hydra's (now, hydra, python_version)
+# return strings or nodes of the hydra config, whose user-set keys are checked above.
+RESOLVERS: dict[str, Callable[..., Any]] = {
+    "oc.create": oc.create,
+    "oc.decode": oc.decode,
+    "oc.deprecated": oc.deprecated,
+    "oc.env": oc.env,
+    "oc.select": oc.select,
+    "oc.dict.keys": oc.dict.keys,
+    "oc.dict.values": oc.dict.values,
+}
+
+
+class ResolverMadeANode(ValueError):
+    """A resolver returned a dict or a list."""
+
+
+def values_only(name: str, resolver: Callable[..., Any]) -> Callable[..., Any]:
+    """``resolver``, refusing to return a dict or a list (its signature kept, so that
+    OmegaConf still hands it the parent node where it asks for it)."""
+
+    @functools.wraps(resolver)
+    def resolve(*args: Any, **kwargs: Any) -> Any:
+        result = resolver(*args, **kwargs)
+        if isinstance(result, (dict, list, DictConfig, ListConfig)):
+            made = "list" if isinstance(result, (list, ListConfig)) else "dict"
+            raise ResolverMadeANode(
+                f"${{{name}:…}} makes a {made}; in dlbasics an interpolation gives a value, "
+                "never a config node (which Hydra could instantiate)"
+            )
+        return result
+
+    return resolve
+
+
+def harden_resolvers() -> None:
+    """Re-register every OmegaConf resolver so that none makes a dict or a list."""
+    for name, resolver in RESOLVERS.items():
+        OmegaConf.register_new_resolver(name, values_only(name, resolver), replace=True)
+
+
+harden_resolvers()  # in every process that imports dlbasics: a launcher's workers too
