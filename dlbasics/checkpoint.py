@@ -2,16 +2,21 @@
 
 Each is written to a temporary file in the same directory, flushed to disk (fsync) and renamed
 over the old one; a rename within a directory is atomic, so a reader (or a crash) sees the old
-file or the new one, never a truncated mix.
+file or the new one, never a truncated mix. A checkpoint also carries a checksum of its tensors,
+checked when it is loaded: a file damaged after it was written (a flipped byte inside a tensor,
+which the zip container does not notice) is refused rather than resumed from.
 """
 
+import hashlib
 import io
 import json
+import logging
 import math
 import os
 import pickle
 import socket
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +24,10 @@ import torch
 
 from dlbasics.errors import DataError, OutputError
 
+log = logging.getLogger("dlbasics")
+
 FORMAT = "dlbasics-checkpoint-1"
+CHECKSUM = "tensor_checksum"  # the payload's key for it
 HOST = socket.gethostname().replace(".", "_")  # in temporary files' names: pids are per host
 
 
@@ -72,9 +80,33 @@ def save_checkpoint(payload: dict[str, Any], path: Path) -> None:
     """Save tensors, numbers, strings, lists and dicts only, so it loads with weights_only."""
     # Serialised in memory first: torch.save hides a failed write (a full disk) behind an
     # unhelpful RuntimeError, a plain write reports it as it is.
+    payload = {"format": FORMAT, **payload}
+    payload[CHECKSUM] = tensor_checksum(payload)
     buffer = io.BytesIO()
-    torch.save({"format": FORMAT, **payload}, buffer)
+    torch.save(payload, buffer)
     atomic_write(path, buffer.getvalue())
+
+
+def tensor_checksum(payload: Any) -> str:
+    """SHA-256 of every tensor in ``payload`` (its place, dtype, shape and bytes), in order."""
+    digest = hashlib.sha256()
+    for place, tensor in _tensors(payload, ""):
+        digest.update(f"{place}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        data = tensor.detach().cpu().contiguous().flatten()
+        digest.update(data.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _tensors(node: Any, place: str) -> Iterator[tuple[str, torch.Tensor]]:
+    if isinstance(node, torch.Tensor):
+        yield place, node
+    elif isinstance(node, dict):
+        for key in sorted(node, key=str):
+            if key != CHECKSUM:
+                yield from _tensors(node[key], f"{place}/{key}")
+    elif isinstance(node, (list, tuple)):
+        for index, item in enumerate(node):
+            yield from _tensors(item, f"{place}/{index}")
 
 
 def write_json(data: dict[str, Any], path: Path) -> None:
@@ -113,4 +145,31 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise DataError(f"{path} is a PyTorch file but not a dlbasics checkpoint.")
+    saved = payload.pop(CHECKSUM, None)
+    if saved is None:
+        log.warning(f"note: {path} carries no checksum (an older dlbasics wrote it): its tensors "
+                    "cannot be checked for damage.")
+    elif saved != tensor_checksum(payload):
+        raise DataError(
+            f"checkpoint {path} is damaged: its tensors no longer match the checksum written "
+            "with them (a changed byte); use another checkpoint (best.pt, an earlier copy) or "
+            "start afresh."
+        )
     return payload
+
+
+# What a checkpoint of each kind must hold, key → type, to be used.
+LAST_PT = {"config": str, "epoch": int, "steps": int, "model": dict, "optimizer": dict,
+           "early_stopping": dict, "rng": dict, "training": dict, "monitor": str}
+BEST_PT = {"config": str, "epoch": int, "model": dict}
+
+
+def check_contents(payload: dict[str, Any], expected: dict[str, type], path: Path) -> None:
+    """Refuse a checkpoint that lacks a key of ``expected`` or holds the wrong type there."""
+    for key, kind in expected.items():
+        if not isinstance(payload.get(key), kind):
+            found = "is missing" if key not in payload else f"is a {type(payload[key]).__name__}"
+            raise DataError(
+                f"checkpoint {path}: its '{key}' {found}, where a {kind.__name__} belongs; it "
+                "was not written by this dlbasics (or was edited)."
+            )

@@ -11,6 +11,7 @@
 
 import functools
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable
@@ -113,8 +114,20 @@ def describe_hydra_error(error: Exception, overrides: list[str]) -> str:
         if isinstance(cause, ValidationError) and name in known:
             value = getattr(cause, "value", None)
             return f"{key}={value!r} is not allowed: {_type_name(known[name])} expected."
+    misplaced = MISPLACED_KEY.search(str(error))  # a group file that sets another's key
+    if misplaced:  # (`cell=lstm` with model=mlp: Hydra tells it only in its message)
+        name, schema_name, key = misplaced.groups()
+        group = key.rpartition(".")[0]
+        schemas = CHOICES[group].schemas().values() if group in CHOICES else []
+        schema = next((s for s in schemas if s.__name__ == schema_name), None)
+        if schema is not None:
+            known = {f.name for f in fields(schema)}
+            return unknown_key_message(key, known, CHOICES[group].choice_of(schema))
     message = _one_line(str(cause))
     return f"{key}: {message}" if key and key not in message else message
+
+
+MISPLACED_KEY = re.compile(r"Key '(\w+)' not in '(\w+)'\s+full_key: (\S+)")
 
 
 def _unparsable(overrides: list[str]) -> str | None:

@@ -29,6 +29,7 @@ from dlbasics.models import MODELS
 from dlbasics.models.base import OPTIONAL_GROUPS
 from dlbasics.optim import OPTIMIZERS, SCHEDULES
 from dlbasics.registry import Registry
+from dlbasics.schema import check_seed
 from dlbasics.trainer import TrainerConfig
 
 # The groups whose choices each have a schema of their own, and where those are registered.
@@ -69,6 +70,8 @@ def validate(cfg: DictConfig) -> Config:
     """Check a composed config and return it as typed dataclasses, or raise ConfigError."""
     try:
         _refuse_unknown_keys(cfg, "")
+        if isinstance(cfg.get("seed"), int):  # named as typed, before data.seed follows it
+            check_seed("seed", cfg.seed)
         config = OmegaConf.to_object(cfg)
     except MissingMandatoryValue as error:
         raise ConfigError(

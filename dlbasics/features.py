@@ -17,7 +17,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from dlbasics.checkpoint import load_checkpoint
+from dlbasics.checkpoint import BEST_PT, check_contents, load_checkpoint
 from dlbasics.data import DataSplits, build_data
 from dlbasics.errors import DataError
 from dlbasics.models import MODELS
@@ -32,6 +32,7 @@ def hidden_features(run: str | Path, checkpoint: str = "best") -> DataSplits:
     if path.is_dir():
         path = path / "checkpoints" / f"{checkpoint}.pt"
     payload = load_checkpoint(path)
+    check_contents(payload, BEST_PT, path)
     # Read back duck-typed: the config was validated when the run was made.
     cfg = OmegaConf.create(payload["config"])
     data = build_data(cfg.data)

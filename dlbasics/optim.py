@@ -10,6 +10,7 @@ releases than the oldest we support). The others take the foreach implementation
 updates all parameters with a few multi-tensor operations instead of a Python loop.
 """
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -36,7 +37,7 @@ class OptimConfig:
     weight_decay: float = 0.0  # L2 added to the gradient (decoupled from it for adamw)
 
     def __post_init__(self) -> None:
-        check(self.lr > 0, "optim.lr", self.lr, "the learning rate must be > 0")
+        check(0 < self.lr < math.inf, "optim.lr", self.lr, "a learning rate > 0, and finite")
         check(self.weight_decay >= 0, "optim.weight_decay", self.weight_decay, "must be >= 0")
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from dlbasics.checkpoint import load_checkpoint
+from dlbasics.checkpoint import LAST_PT, check_contents, load_checkpoint
 from dlbasics.config import Config, flatten
 from dlbasics.errors import ConfigError, DataError
 
@@ -34,6 +34,8 @@ def load_resume_checkpoint(cfg: Config, config_yaml: str) -> dict[str, Any] | No
     path = checkpoint_path(cfg.trainer.resume)
     try:
         checkpoint = load_checkpoint(path)
+        if "training" in checkpoint:
+            check_contents(checkpoint, LAST_PT, path)
     except DataError as error:
         raise DataError(f"{where}: {error}") from None
     if "training" not in checkpoint:

@@ -40,11 +40,14 @@ from dlbasics.losses import Objective
 from dlbasics.models import Model
 from dlbasics.optim import OptimConfig, ScheduleConfig, Scheduler, build_optimizer, build_scheduler
 from dlbasics.progress import NullProgress, Progress
-from dlbasics.schema import check, check_choice
+from dlbasics.schema import check, check_choice, check_seed
 from dlbasics.training_state import EpochPass, TrainingState
 
 EVAL_CHUNK = 8192  # samples per forward pass when evaluating, to bound memory
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "16-mixed": torch.float16}  # trainer.precision
+# An epoch's training loss this many times the untrained model's (the first step's) has
+# diverged, finite or not.
+EXPLODED = 1e6
 TRAINER_MODES = ("batch", "sgd", "minibatch")  # the three kinds of gradient descent (`trainer=`)
 
 
@@ -98,6 +101,7 @@ class TrainerConfig:
 
     def __post_init__(self) -> None:
         check_choice("trainer.mode", self.mode, TRAINER_MODES)
+        check_seed("trainer.seed", self.seed)
         if self.mode == "batch":
             check(
                 self.batch_size is None,
@@ -160,6 +164,12 @@ class FitResult:
     message: str | None = None  # what went wrong and what to try, when it did (divergence)
 
 
+def exploded(metrics: dict[str, float], state: TrainingState) -> bool:
+    """Whether the epoch's training loss has grown beyond EXPLODED times the first step's."""
+    first = state.first_loss
+    return first is not None and first > 0 and metrics["train_loss"] > EXPLODED * first
+
+
 class EarlyStopping:
     """Tracks the monitored metric; says when it stopped improving for ``patience`` epochs."""
 
@@ -172,8 +182,10 @@ class EarlyStopping:
 
     def update(self, value: float, epoch: int) -> bool:
         """Record one epoch's value; True when it is the best so far."""
-        if self.best is None:
-            improved = not math.isnan(value)
+        if not math.isfinite(value):  # a non-finite loss is never the best epoch
+            improved = False
+        elif self.best is None:
+            improved = True
         elif self.mode == "min":
             improved = value < self.best - self.cfg.min_delta
         else:
@@ -365,7 +377,9 @@ class Trainer:
                 # --- end of epoch: measure, then decide --------------------------------------
                 run = parallel.combine(run)  # every rank's steps, as one process would see them
                 metrics = {"train_loss": run.mean_loss()}
-                if not math.isfinite(metrics["train_loss"]):
+                if state.first_loss is None and run.losses:  # the untrained model's loss
+                    state.first_loss = run.losses[0].item()
+                if not math.isfinite(metrics["train_loss"]) or exploded(metrics, state):
                     stop_reason = "diverged"
                     message = self._divergence_message(run, epoch, state, stopper.best_epoch)
                     if diagnostics:  # the gradients that blew up, for TensorBoard
@@ -522,12 +536,18 @@ class Trainer:
         self, run: EpochPass, epoch: int, state: TrainingState, best_epoch: int
     ) -> str:
         first_bad = run.first_non_finite()
-        if first_bad is None:  # trainer.on_nan=skip skipped every step of the epoch
+        loss = run.mean_loss()
+        if math.isfinite(loss):  # finite, but far above where it started
+            where = (
+                f"the training loss of epoch {epoch} is {loss:.3g}, over {EXPLODED:.0e} times "
+                f"the untrained model's ({state.first_loss:.3g}, at the first step)"
+            )
+        elif first_bad is None:  # trainer.on_nan=skip skipped every step of the epoch
             where = f"every step of epoch {epoch} had a non-finite loss (all skipped)"
         else:
             step = state.steps - len(run.losses) + first_bad + 1
             where = f"the training loss became non-finite at step {step} (epoch {epoch})"
-        kept = f"best.pt (epoch {best_epoch})" if best_epoch else "no best.pt (no finite epoch)"
+        kept = f"best.pt (epoch {best_epoch})" if best_epoch else "no best.pt (no epoch before)"
         return (
             f"training diverged: {where}. Kept: {kept} and the metrics of epoch "
             f"{state.epochs_done}. Lower {self.lr_key} (now {self.optim.lr:g}), clip gradients "

@@ -77,6 +77,7 @@ class TrainingState:
     skipped_steps: int = 0
     best_state: dict[str, Tensor] | None = None  # weights of the best epoch so far
     best_val_loss: float | None = None
+    first_loss: float | None = None  # the first step's loss: growth is measured against it
     metrics: dict[str, float | None] = field(default_factory=dict)  # the last full epoch's
     fit_seconds: float = 0.0  # spent in earlier processes, for a resumed run
     epoch: EpochPass | None = None  # the pass under way, when stopped between two steps
@@ -88,6 +89,7 @@ class TrainingState:
             "skipped_steps": self.skipped_steps,
             "best_model": self.best_state,
             "best_val_loss": self.best_val_loss,
+            "first_loss": self.first_loss,
             "metrics": dict(self.metrics),
             "fit_seconds": fit_seconds,
             "epoch_in_progress": self.epoch.state_dict() if self.epoch else None,
@@ -102,6 +104,7 @@ class TrainingState:
             skipped_steps=state["skipped_steps"],
             best_state=state["best_model"],
             best_val_loss=state["best_val_loss"],
+            first_loss=state.get("first_loss"),  # absent from checkpoints of older dlbasics
             metrics=dict(state["metrics"]),
             fit_seconds=state["fit_seconds"],
             epoch=EpochPass.from_state_dict(epoch, device) if epoch else None,

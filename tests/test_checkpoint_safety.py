@@ -1,5 +1,6 @@
 """Checkpoints are written atomically, and loading one never runs code stored in it."""
 
+import logging
 import os
 import signal
 import time
@@ -96,3 +97,56 @@ def test_a_foreign_file_is_reported_as_such(tmp_path, content, words):
         path.write_bytes(content)
     with pytest.raises(DataError, match=words):
         load_checkpoint(path)
+
+
+# --- damaged or hand-made checkpoints -----------------------------------------------------------
+
+RESUMABLE = ["data=iris", "trainer.epochs=2", "logger=none"]
+
+
+def test_a_byte_changed_inside_a_tensor_is_found_and_the_resume_refused(tmp_path):
+    train_in_process(tmp_path / "run", *RESUMABLE)
+    path = tmp_path / "run" / "checkpoints" / "last.pt"
+    payload = load_checkpoint(path)
+    weight = payload["model"]["net.0.weight"]
+    raw = path.read_bytes()
+    # Find the weight's stored bytes in the zip (stored uncompressed) and change eight of them.
+    start = raw.find(weight.contiguous().numpy().tobytes()[:64])
+    assert start > 0
+    damaged = bytearray(raw)
+    damaged[start + 16 : start + 24] = bytes(b ^ 0xFF for b in damaged[start + 16 : start + 24])
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(DataError, match=rf"trainer.resume=.*{path} is damaged"):
+        train_in_process(tmp_path / "again", *RESUMABLE[:1], "trainer.epochs=4",
+                         "logger=none", f"trainer.resume={tmp_path / 'run'}")
+
+
+def test_a_checkpoint_without_a_checksum_loads_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "old.pt"  # as dlbasics wrote them before checksums
+    torch.save({"format": "dlbasics-checkpoint-1", "model": {"w": torch.ones(3)}}, path)
+    with caplog.at_level(logging.WARNING, logger="dlbasics"):
+        payload = load_checkpoint(path)
+    assert torch.equal(payload["model"]["w"], torch.ones(3))
+    assert any("carries no checksum" in r.message for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (lambda p: p.pop("config"), "'config' is missing"),
+        (lambda p: p.update(config=3), "'config' is a int"),
+        (lambda p: p.update(training=[]), "'training' is a list"),
+    ],
+    ids=["config-absent", "config-a-number", "training-a-list"],
+)
+def test_a_checkpoint_with_missing_or_mistyped_keys_is_refused_naming_them(
+    tmp_path, change, words
+):
+    train_in_process(tmp_path / "run", *RESUMABLE)
+    path = tmp_path / "run" / "checkpoints" / "last.pt"
+    payload = load_checkpoint(path)
+    change(payload)
+    save_checkpoint({k: v for k, v in payload.items() if k != "format"}, path)
+    with pytest.raises(DataError, match=words):
+        train_in_process(tmp_path / "again", "data=iris", "trainer.epochs=4", "logger=none",
+                         f"trainer.resume={path}")

@@ -47,6 +47,8 @@ MISTAKES = [
     pytest.param(["device=cpu"], ["device is not a known key", "trainer.device?"], marks=CLI),
     (["+patience=3"], ["Did you mean schedule.patience or trainer.early_stopping.patience?"]),
     pytest.param(["optim.lr=[1,"], ["cannot be parsed", "[1,"], marks=CLI),
+    (["cell=lstm"], ["model.cell does not apply to model=mlp", "model=rnn"]),
+    (["model.hidden=[4000000000]"], ["model=mlp would have", "GiB", "model.hidden=[4000000000]"]),
     pytest.param(["loss=bce", "trainer.epochs=1"], ["loss=bce", "binary"], marks=CLI),
 ]
 

@@ -10,9 +10,10 @@ from dlbasics.checkpoint import load_checkpoint
 from dlbasics.data import DataSplits, build_data
 from dlbasics.losses import build_objective
 from dlbasics.models import build_model
-from dlbasics.trainer import Trainer
+from dlbasics.trainer import EarlyStopping, EarlyStoppingConfig, Trainer
 
-# Plain SGD at lr 5 on iris: finite for seven epochs, then the loss overflows in epoch 8.
+# Plain SGD at lr 5 on iris: four epochs, then the loss of epoch 5 is over a million times
+# the untrained model's (it would overflow in epoch 8).
 DIVERGES = ["data=iris", "optim=sgd", "optim.lr=5", "trainer.epochs=30", "logger=none"]
 
 
@@ -21,13 +22,13 @@ def test_a_diverging_run_stops_keeps_its_best_checkpoint_and_says_where(tmp_path
         metrics = train_in_process(tmp_path, *DIVERGES)
     assert metrics["stop_reason"] == "diverged"
     assert read_metrics(tmp_path) == metrics
-    assert (metrics["epochs_run"], metrics["steps"]) == (7, 16)  # 2 steps per epoch
+    assert (metrics["epochs_run"], metrics["steps"]) == (4, 10)  # 2 steps per epoch
     assert metrics["best_val_loss"] is not None and metrics["val_loss"] is not None
     best = load_checkpoint(tmp_path / "checkpoints" / "best.pt")
     assert best["epoch"] == metrics["best_epoch"]
     assert all(torch.isfinite(t).all() for t in best["model"].values())
     message = next(r.message for r in caplog.records if "diverged" in r.message)
-    assert "at step 16 (epoch 8)" in message
+    assert "the training loss of epoch 5 is " in message and "over 1e+06 times" in message
     assert "optim.lr (now 5)" in message and "trainer.on_nan=skip" in message
 
 
@@ -69,3 +70,19 @@ def test_on_nan_skip_skips_those_steps_and_trains_on(tmp_path):
     assert fit.steps == 4 * 9 - 4
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert load_checkpoint(tmp_path / "last.pt")["training"]["skipped_steps"] == 4
+
+
+def test_a_loss_that_explodes_but_stays_finite_has_diverged_too(tmp_path):
+    # Adam at lr 1e9 on digits: epoch 1 ends with a loss near 1e30, every number finite.
+    metrics = train_in_process(tmp_path, "optim.lr=1e9", "trainer.epochs=5", "logger=none")
+    assert metrics["stop_reason"] == "diverged" and metrics["epochs_run"] == 0
+    assert "over 1e+06 times the untrained model's" in metrics["message"]
+    assert not (tmp_path / "checkpoints" / "best.pt").exists()
+
+
+def test_an_epoch_with_a_non_finite_monitor_is_never_the_best():
+    stopper = EarlyStopping(EarlyStoppingConfig(patience=3))
+    assert not stopper.update(float("inf"), 1) and stopper.best is None
+    assert not stopper.update(float("nan"), 2) and stopper.best is None
+    assert stopper.update(0.5, 3) and (stopper.best, stopper.best_epoch) == (0.5, 3)
+    assert not stopper.update(float("-inf"), 4) and stopper.best == 0.5

@@ -151,3 +151,30 @@ def test_data_idx_needs_a_root():
 def test_a_root_that_is_not_a_directory_is_named(tmp_path):
     with pytest.raises(DataError, match="no such directory"):
         build_data(make_config("data=idx", f"data.root={tmp_path / 'nowhere'}").data)
+
+
+def test_test_images_of_another_size_are_found_before_training(tmp_path):
+    write_mnist_dir(tmp_path)
+    labels = np.arange(80) % N_CLASSES
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", np.zeros((80, SIDE + 2, SIDE + 2)))
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", labels)
+    with pytest.raises(DataError, match=r"12×12 pixels, but .*train-images.* of 10×10"):
+        build_data(make_config("data=idx", f"data.root={tmp_path}").data)
+
+
+def test_test_labels_of_classes_the_training_labels_lack_are_refused(tmp_path):
+    write_mnist_dir(tmp_path)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.full(80, 7))  # training: 0 to 3
+    with pytest.raises(DataError, match=r"classes \[7\] that no training label"):
+        build_data(make_config("data=idx", f"data.root={tmp_path}").data)
+
+
+def test_a_damaged_gzip_stream_is_named(tmp_path):
+    write_mnist_dir(tmp_path, gz=True)
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    raw = bytearray(path.read_bytes())
+    raw[10:14] = b"\xff" * 4  # the first deflate block's header: zlib.error, not a bad CRC
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="cannot decompress") as error:
+        build_data(make_config("data=idx", f"data.root={tmp_path}").data)
+    assert str(path) in str(error.value)

@@ -1,5 +1,6 @@
 """What a data set is: its task and shapes (DataSpec) and its three splits (DataSplits)."""
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
@@ -9,7 +10,7 @@ from torch import Tensor
 
 from dlbasics.errors import ConfigError
 from dlbasics.registry import Registry
-from dlbasics.schema import check
+from dlbasics.schema import check, check_seed, check_size
 
 TASKS = ("binary", "multiclass", "regression")
 
@@ -18,6 +19,9 @@ TASKS = ("binary", "multiclass", "regression")
 class DataConfig:
     name: str = MISSING
     seed: int = II("seed")  # generation and split seed; follows the top-level `seed`
+
+    def __post_init__(self) -> None:
+        check_seed("data.seed", self.seed)
 
 
 @dataclass
@@ -37,15 +41,10 @@ class SplitDataConfig(DataConfig):
     train_size: float | None = None
 
     def __post_init__(self) -> None:
-        for key in ("val_size", "test_size"):
-            value = getattr(self, key)
-            check(value > 0, f"data.{key}", value, "a fraction in (0, 1) or a count >= 1")
-        check(
-            self.train_size is None or self.train_size > 0,
-            "data.train_size",
-            self.train_size,
-            "null (all), a fraction in (0, 1) or a count >= 1",
-        )
+        super().__post_init__()
+        check_size("data.val_size", self.val_size)
+        check_size("data.test_size", self.test_size)
+        check_size("data.train_size", self.train_size, "null (all), ")
         if self.val_size < 1 and self.test_size < 1:
             check(
                 self.val_size + self.test_size < 1,
@@ -80,7 +79,7 @@ class DataSpec:
 
     @property
     def n_features(self) -> int:
-        return int(torch.tensor(self.input_shape).prod())
+        return math.prod(self.input_shape)
 
 
 @dataclass

@@ -15,6 +15,7 @@ is named in a DataError.
 import gzip
 import math
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from dlbasics.data.core import (
     stratified_order,
 )
 from dlbasics.errors import ConfigError, DataError
-from dlbasics.schema import check
+from dlbasics.schema import check, check_size
 
 UNSIGNED_BYTE = 0x08
 # What the two kinds of file hold: (number of dimensions, description for messages).
@@ -54,6 +55,7 @@ class IdxDataConfig(DataConfig):
     limit: int | None = None  # use only the first N training images; null = all
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check(
             self.root is not None and self.root != "",
             "data.root",
@@ -62,7 +64,7 @@ class IdxDataConfig(DataConfig):
             "train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte "
             "(each may end in .gz), e.g. data.root=~/data/mnist",
         )
-        check(self.val_size > 0, "data.val_size", self.val_size, "a fraction in (0, 1) or a count")
+        check_size("data.val_size", self.val_size)
         check(
             self.limit is None or self.limit >= 2, "data.limit", self.limit, "null or at least 2"
         )
@@ -87,8 +89,10 @@ def read_idx(path: Path, kind: str) -> Tensor:
     if raw[:2] == b"\x1f\x8b":  # gzip's own magic number
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as error:
-            raise DataError(f"{path}: cannot decompress it ({error}); is it truncated?") from None
+        except (OSError, EOFError, zlib.error) as error:
+            raise DataError(
+                f"{path}: cannot decompress it ({error}); is it truncated or damaged?"
+            ) from None
     ndim, description = KINDS[kind]
     expected_magic = UNSIGNED_BYTE << 8 | ndim
     if len(raw) < 4:
@@ -144,6 +148,26 @@ def _read_pair(root: Path, split: str) -> tuple[Tensor, Tensor]:
     return images.unsqueeze(1).to(torch.get_default_dtype()), labels.long()
 
 
+def _check_the_splits_match(
+    root: Path, x: Tensor, y: Tensor, x_test: Tensor, y_test: Tensor
+) -> None:
+    """The test images have the training images' size, and the test labels the training
+    labels' classes: found here, not as a shape error at the end of a fit."""
+    train_file, test_file = (find_file(root, split, "images") for split in ("train", "t10k"))
+    if x.shape[1:] != x_test.shape[1:]:
+        raise DataError(
+            f"{test_file} holds images of {x_test.shape[2]}×{x_test.shape[3]} pixels, but "
+            f"{train_file} of {x.shape[2]}×{x.shape[3]}; both must be of the same size."
+        )
+    labels = find_file(root, "t10k", "labels")
+    unseen = sorted(set(y_test.unique().tolist()) - set(y.unique().tolist()))
+    if unseen:
+        raise DataError(
+            f"{labels} holds test labels of classes {unseen[:10]} that no training label of "
+            f"{find_file(root, 'train', 'labels')} has; a model cannot learn them."
+        )
+
+
 @DATASETS.register("idx", IdxDataConfig)
 def _idx(cfg: IdxDataConfig) -> DataSplits:
     root = Path(cfg.root).expanduser()
@@ -151,6 +175,7 @@ def _idx(cfg: IdxDataConfig) -> DataSplits:
         raise DataError(f"data.root={cfg.root}: no such directory.")
     x, y = _read_pair(root, "train")
     x_test, y_test = _read_pair(root, "t10k")
+    _check_the_splits_match(root, x, y, x_test, y_test)
     if cfg.limit is not None:
         x, y = x[: cfg.limit], y[: cfg.limit]
 

@@ -1,8 +1,9 @@
 """The interface every model trains through, the base of the models' config schemas, and the
 model registry."""
 
+import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
@@ -113,12 +114,44 @@ def require_sample_rank(spec: DataSpec, name: str, rank: int, needs: str, use: s
 
 
 def build_model(cfg: "Config", spec: DataSpec) -> Model:
-    """The model ``model.name`` names, fitted to the data's shapes. A model that cannot read
-    the data's samples, or whose outputs do not match its targets, is a ConfigError here,
-    before training, not a shape error from inside torch."""
-    model = MODELS.get(cfg.model.name)(cfg, spec)
+    """The model ``model.name`` names, fitted to the data's shapes. A model too large for
+    this machine, one that cannot read the data's samples, or whose outputs do not match its
+    targets, is a ConfigError here, before training, not an error from inside torch."""
+    build = MODELS.get(cfg.model.name)
+    check_memory(cfg, spec, build)
+    model = build(cfg, spec)
     check_output_shape(model, model.fitted_spec(spec), cfg.model.name)
     return model
+
+
+# Bytes one parameter takes while training, in float32: itself, its gradient, two optimizer
+# slots (Adam's moments) and the best epoch's copy.
+TRAINING_BYTES_PER_PARAMETER = 5 * 4
+
+
+def check_memory(cfg: "Config", spec: DataSpec, build: Callable[..., Model]) -> None:
+    """Build the model on the meta device (shapes, no memory) and refuse it when training it
+    would take more than this machine's memory, naming its sizes."""
+    with torch.device("meta"):
+        n_params = sum(p.numel() for p in build(cfg, spec).parameters())
+    needed = n_params * TRAINING_BYTES_PER_PARAMETER
+    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if needed > memory:
+        default = type(cfg.model)()
+        numbers = [
+            f.name
+            for f in fields(cfg.model)
+            if isinstance(getattr(cfg.model, f.name), (int, list))
+            and not isinstance(getattr(cfg.model, f.name), bool)
+        ]
+        changed = [n for n in numbers if getattr(cfg.model, n) != getattr(default, n)]
+        sizes = [f"model.{n}={getattr(cfg.model, n)}" for n in changed or numbers]
+        raise ConfigError(
+            f"model={cfg.model.name} would have {n_params:,} parameters: training them takes "
+            f"about {needed / 2**30:,.0f} GiB (weights, gradients, optimizer state and the "
+            f"best epoch's copy, in float32), more than this machine's {memory / 2**30:,.0f} "
+            f"GiB of memory; make it smaller ({', '.join(sizes)})."
+        )
 
 
 @torch.no_grad()
