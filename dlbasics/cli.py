@@ -66,6 +66,9 @@ def run_app(app: Callable[[], Any], argv: list[str]) -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         app()
+    except KeyboardInterrupt:  # Ctrl-C before training began, or a second one while saving
+        print("interrupted (SIGINT); what was written before stays as it is.", file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
     except (HydraException, OmegaConfBaseException) as error:
         if _Task.running:
             raise

@@ -47,6 +47,7 @@ def run_phases(phases: Iterable[Phase], trainer: Trainer) -> list[FitResult]:
         fit = trainer.for_phase(phase.tag_prefix, phase.trainer, phase.optim, phase.lr_key).fit(
             phase.model, phase.data, phase.objective
         )
+        fit.phase = phase.name
         fits.append(fit)
         if fit.stop_reason in ("interrupted", "diverged"):
             if fit.message:

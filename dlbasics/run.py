@@ -6,7 +6,7 @@ import platform
 import signal
 import textwrap
 from contextlib import nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -127,15 +127,22 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
             )
             # Fits before the run's own one (a DBN's pre-training), each through the Trainer.
             pretrained = run_phases(pretraining(model, data, cfg.trainer, device), trainer)
+            stopped_in = None
             if pretrained and pretrained[-1].stop_reason in ("interrupted", "diverged"):
                 fit = pretrained[-1]  # the run ends with that fit
+                stopped_in = fit.phase
             else:
                 fit = trainer.fit(model, data, objective, resume=resume)
-        test_loss, test_acc = trainer.evaluate(model, data.x_test, data.y_test, objective)
-        # The weights the run ends with, on the training and validation splits without dropout:
-        # the gap between the two is what overfitting leaves.
-        final_train = trainer.evaluate(model, data.x_train, data.y_train, objective)
-        final_val = trainer.evaluate(model, data.x_val, data.y_val, objective)
+        if stopped_in:  # the model itself never trained: it has nothing to report
+            test_loss = test_acc = None
+            final_train = final_val = (None, None)
+            fit = replace(fit, last={}, best_epoch=0, best_monitor=None, best_val_loss=None)
+        else:
+            test_loss, test_acc = trainer.evaluate(model, data.x_test, data.y_test, objective)
+            # The weights the run ends with, on the training and validation splits without
+            # dropout: the gap between the two is what overfitting leaves.
+            final_train = trainer.evaluate(model, data.x_train, data.y_train, objective)
+            final_val = trainer.evaluate(model, data.x_val, data.y_val, objective)
         metrics = {
             "test_loss": test_loss,
             "test_acc": test_acc,
@@ -155,6 +162,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
             "epochs_run": fit.epochs_run,
             "steps": fit.steps,
             "stop_reason": fit.stop_reason,
+            "stopped_in": stopped_in,  # a fit before the model's own (pre-training layer 1)
             "stop_signal": signal.Signals(fit.stop_signal).name if fit.stop_signal else None,
             "message": fit.message,  # what went wrong and what to try (a diverged run)
             "skipped_steps": fit.skipped_steps,
@@ -182,7 +190,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
                 }
                 for p in pretrained
             ]
-        if has_threshold(data):  # one feature: where the learned classifier switches
+        if has_threshold(data) and not stopped_in:  # where a one-feature classifier switches
             rule = getattr(cfg.data, "rule_cm", None)  # the oysters' hand-written rule
             metrics.update(threshold_metrics(model, data, objective, rule))
         if main and cfg.diag.decision_boundary:
@@ -212,11 +220,14 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
             f"interrupted by {metrics['stop_signal']}: checkpoints/last.pt holds the state; "
             f"continue with the same overrides and trainer.resume={run_dir}"
         )
-    shown = f"test_acc {test_acc:.4f}" if test_acc is not None else f"test_loss {test_loss:.4f}"
-    say(
-        f"{shown} ({fit.stop_reason} after {fit.epochs_run} epochs, best epoch "
-        f"{fit.best_epoch}, fit {fit.fit_seconds:.1f}s)"
-    )
+    if stopped_in:
+        say(f"{fit.stop_reason} in {stopped_in}, after {fit.epochs_run} epochs of it: no test")
+    else:
+        shown = f"test_loss {test_loss:.4f}" if test_acc is None else f"test_acc {test_acc:.4f}"
+        say(
+            f"{shown} ({fit.stop_reason} after {fit.epochs_run} epochs, best epoch "
+            f"{fit.best_epoch}, fit {fit.fit_seconds:.1f}s)"
+        )
     log.info(f"run directory: {shown_path(run_dir)}")  # whole, to copy
     return metrics
 

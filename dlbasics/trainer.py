@@ -162,6 +162,7 @@ class FitResult:
     skipped_steps: int = 0  # steps skipped for a non-finite loss (trainer.on_nan=skip)
     stop_signal: int | None = None  # the signal that interrupted the run
     message: str | None = None  # what went wrong and what to try, when it did (divergence)
+    phase: str | None = None  # the fit of a sequence it was (phases.py), if one
 
 
 def exploded(metrics: dict[str, float], state: TrainingState) -> bool:

@@ -8,27 +8,32 @@ python scripts/train.py --help                    # groups and their choices
 torchrun --standalone --nproc_per_node=2 scripts/train.py   # data-parallel (distributed.py)
 
 Exit status (dlbasics/cli.py): 0 done, 2 a mistake in the input (one line on stderr),
-130/143 stopped by SIGINT/SIGTERM after saving checkpoints/last.pt, 1 a bug. A sweep exits
-with the number of its failed jobs (dlbasics/sweeps/callback.py).
+130/143 stopped by SIGINT/SIGTERM (after saving checkpoints/last.pt once training has begun),
+1 a bug. A sweep exits 0 when every job finished, 1 when some failed, 2 for a mistake found
+before any job ran (dlbasics/sweeps/callback.py).
 """
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from omegaconf import DictConfig
+# Ctrl-C while the imports below load torch (seconds) ends the start-up quietly, as later on.
+signal.signal(signal.SIGINT, lambda number, frame: sys.exit(128 + number))
 
-from dlbasics.cli import fail, run_app, task
-from dlbasics.config import register_configs, validate
-from dlbasics.config_guard import refuse_code_in_arguments
-from dlbasics.errors import UserError
-from dlbasics.run import train
-from dlbasics.sweeps.job import run_sweep_job
-from dlbasics.sweeps.resume import resume_argv
+import hydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from hydra.types import RunMode  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from dlbasics.cli import fail, run_app, task  # noqa: E402
+from dlbasics.config import register_configs, validate  # noqa: E402
+from dlbasics.config_guard import refuse_code_in_arguments  # noqa: E402
+from dlbasics.errors import UserError  # noqa: E402
+from dlbasics.run import train  # noqa: E402
+from dlbasics.sweeps.job import run_sweep_job  # noqa: E402
+from dlbasics.sweeps.resume import resume_argv  # noqa: E402
 
 register_configs()
 
@@ -58,6 +63,7 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # KeyboardInterrupt: cli.run_app
     try:
         # What the user typed may not run code or reach hydra.* beyond its allowlist; the
         # overrides added below are this script's own.

@@ -105,4 +105,7 @@ def test_sigint_during_pretraining_stops_the_run_with_exit_130(tmp_path):
     metrics = read_metrics(tmp_path)
     assert metrics["stop_reason"] == "interrupted" and metrics["stop_signal"] == "SIGINT"
     assert metrics["pretraining"][0]["epochs_run"] < 1000
+    # The classifier never trained: no test metrics as if it had, and the phase is named.
+    assert metrics["stopped_in"] == "pre-training layer 1"
+    assert metrics["test_loss"] is metrics["test_acc"] is metrics["best_val_loss"] is None
     assert "trainer.resume" not in stderr  # it cannot be resumed, so it does not say to

@@ -230,3 +230,13 @@ def test_sigterm_exits_143_and_the_run_resumes_from_its_directory(tmp_path):
     )
     assert (resumed["epochs_run"], resumed["stop_reason"]) == (target, "max_epochs")
     assert resumed["steps"] > stopped["steps"]
+
+
+@pytest.mark.parametrize("after", [0.3, 1.5], ids=["importing", "starting"])
+def test_ctrl_c_before_training_begins_exits_130_without_a_traceback(tmp_path, after):
+    process = start_cli(f"hydra.run.dir={tmp_path}", "trainer.epochs=1000", "logger=none")
+    time.sleep(after)  # some moment of the start-up: the imports, Hydra, the data
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr

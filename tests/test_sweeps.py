@@ -18,6 +18,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from conftest import CONFIGS, ROOT, TRAIN_SCRIPT, read_metrics, run_cli
 from dlbasics.errors import ConfigError
+from dlbasics.sweeps.callback import grid_jobs
 from dlbasics.sweeps.record import read_record
 from dlbasics.sweeps.report import build_report, write_report_files
 from dlbasics.sweeps.results import JobResult, sort_by_monitor
@@ -70,7 +71,7 @@ def test_every_job_gets_the_run_directory_of_a_single_run(sweep):
 
 def test_a_failing_job_is_recorded_and_the_sweep_goes_on(sweep):
     sweep_dir, result = sweep
-    assert result.returncode == 2, result.stdout + result.stderr  # two jobs failed
+    assert result.returncode == 1, result.stdout + result.stderr  # some jobs failed
     assert {name for name, status in statuses(sweep_dir).items() if status == "failed"} == (
         FAILING_BY_DESIGN
     )
@@ -239,7 +240,7 @@ def test_optuna_search_runs_trials_and_survives_a_failed_one(tmp_path):
     found = statuses(tmp_path)
     failed = [name for name, status in found.items() if status == "failed"]
     assert len(found) == 6
-    assert result.returncode == len(failed) >= 1, result.stdout + result.stderr
+    assert len(failed) >= 1 and result.returncode == 1, result.stdout + result.stderr
     for name in failed:  # a diverged loss is a failed job, with a message that says so
         assert read_record(tmp_path / name).error.startswith("training diverged")
         assert read_metrics(tmp_path / name)["stop_reason"] == "diverged"
@@ -345,3 +346,32 @@ def test_resuming_a_named_sweep_with_other_overrides_is_refused_and_deletes_noth
     assert (sweep_dir / "0" / "metrics.json").exists()
     same = resume_argv([*argv[:2], "seed=0,1,2", *argv[3:]], config_name="config")
     assert f"hydra.sweep.dir={sweep_dir}" in same and "--resume" not in same
+
+
+def test_a_grid_sweep_with_a_job_that_cannot_run_stops_before_any_job_runs(tmp_path):
+    # act does not apply to the perceptron: two of the four jobs are mistakes, known at once.
+    result = run_cli(
+        "-m",
+        f"hydra.sweep.dir={tmp_path}",
+        "model=mlp,perceptron",
+        "act=relu,tanh",
+        "data=xor",
+        "trainer.epochs=1",
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "error: 2 of the sweep's 4 jobs cannot run, so none was started:"
+    assert lines[1].startswith("  job 2 (model=perceptron act=relu data=xor trainer.epochs=1): ")
+    assert "act=relu does not apply to model=perceptron" in lines[1]
+    assert "Traceback" not in result.stderr
+    assert job_dirs(tmp_path) == {} if tmp_path.exists() else True
+
+
+def test_the_grid_jobs_are_the_presets_sweep_overridden_by_the_command_line():
+    jobs = grid_jobs(["act=tanh", "seed=0,1"], {"act": "relu,sigmoid", "data": "and,or"})
+    assert jobs == [
+        ["act=tanh", "data=and", "seed=0"],
+        ["act=tanh", "data=and", "seed=1"],
+        ["act=tanh", "data=or", "seed=0"],
+        ["act=tanh", "data=or", "seed=1"],
+    ]

@@ -4,7 +4,8 @@
   ending the sweep, and on ``--resume`` a job that completed before is skipped.
 - ``record.py``: ``job.json``, the file that says what happened to a job.
 - ``resume.py``: the ``--resume`` flag: finds the earlier sweep run with the same command.
-- ``callback.py``: at the end of a sweep, a summary and an exit status = number of failed jobs.
+- ``callback.py``: before a grid sweep, every job checked; after it, a summary and the exit
+  status (0 all finished, 1 some failed, 2 a job that cannot run, found before any ran).
 - ``report.py`` (with ``results.py``, ``tables.py``, ``curves.py``): what ``scripts/report.py``
   reads from a sweep's run directories and writes: tables, CSV, Markdown, PNG curves.
 """

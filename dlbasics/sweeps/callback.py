@@ -1,29 +1,87 @@
-"""At the end of a sweep: one line per failed job, and the exit status.
+"""A sweep's start and end, as Hydra's callbacks: every job checked before the first runs, and
+at the end one line per failed job and the exit status.
 
 Registered in ``configs/config.yaml`` under ``hydra.callbacks``; Hydra calls it in the process
-that launched the sweep, after every job has returned (whatever the launcher).
+that launches the sweep, before the first job and after every job has returned (whatever the
+launcher). The exit status: 0 when every job finished, 1 when some failed, 2 when a job could
+not even start (a mistake in the sweep's overrides), found before any job ran.
 """
 
+import itertools
 import sys
 from pathlib import Path
 from typing import Any
 
+from hydra import compose
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
+from dlbasics.cli import USER_ERROR, describe_hydra_error
+from dlbasics.config import validate
+from dlbasics.errors import UserError
 from dlbasics.sweeps.record import COMPLETED, JOB_FILE, read_record
 
-# The exit status is the number of jobs that did not complete, capped below the range the shell
-# uses for "killed by signal N" (128 + N).
-MAX_EXIT_STATUS = 100
+SOME_FAILED = 1
+GRID_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"  # Hydra's default
 
 
 class SweepSummary(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """A grid sweep's jobs are all known before it runs: compose and validate each, and
+        stop before the first when any cannot run. (Optuna draws its trials one at a time:
+        a trial that cannot run is recorded as failed, and the search goes on.)"""
+        if config.hydra.sweeper.get("_target_") != GRID_SWEEPER:
+            return
+        jobs = grid_jobs(list(config.hydra.overrides.task), config.hydra.sweeper.get("params"))
+        problems = [
+            f"  job {number} ({' '.join(overrides)}): {problem}"
+            for number, overrides in enumerate(jobs)
+            if (problem := why_not(config.hydra.job.config_name, overrides)) is not None
+        ]
+        if problems:
+            print(
+                f"error: {len(problems)} of the sweep's {len(jobs)} jobs cannot run, so none "
+                "was started:",
+                *problems,
+                sep="\n",
+                file=sys.stderr,
+            )
+            sys.exit(USER_ERROR)
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        failed = summarize(sweep_dir)
-        if failed:
-            sys.exit(min(failed, MAX_EXIT_STATUS))
+        if summarize(Path(config.hydra.sweep.dir)):
+            sys.exit(SOME_FAILED)
+
+
+def grid_jobs(task: list[str], params: Any) -> list[list[str]]:
+    """The override lists of a grid sweep's jobs, in Hydra's order: the preset's sweep
+    (``hydra.sweeper.params``), overridden key by key by the command line, then every
+    combination of the swept values."""
+    lines = [f"{key}={value}" for key, value in (params or {}).items()]
+    by_key = {}
+    for override in OverridesParser.create().parse_overrides([*lines, *task]):
+        by_key[override.get_key_element()] = override  # the command line's wins
+    values = [
+        [f"{key}={value}" for value in override.sweep_string_iterator()]
+        if override.is_sweep_override()
+        else [override.input_line]
+        for key, override in by_key.items()
+    ]
+    return [list(job) for job in itertools.product(*values)]
+
+
+def why_not(config_name: str, overrides: list[str]) -> str | None:
+    """The one line a job with these overrides would be refused with, or None."""
+    try:
+        validate(compose(config_name=config_name, overrides=overrides))
+    except UserError as error:
+        return str(error)
+    except (HydraException, OmegaConfBaseException) as error:
+        return describe_hydra_error(error, overrides)
+    return None
 
 
 def summarize(sweep_dir: Path) -> int:
