@@ -15,6 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from dlbasics.cli import describe_hydra_error
 from dlbasics.config import Config, register_configs, validate
+from dlbasics.config_guard import refuse_code_in_arguments
 from dlbasics.errors import UserError
 from dlbasics.run import train
 
@@ -89,8 +90,10 @@ def read_metrics(run_dir: Path) -> dict:
 
 def train_or_refuse(overrides: list[str], run_dir: Path) -> str:
     """What `python scripts/train.py <overrides>` does, in this process: "trained" after one
-    epoch, or the one-line message it would exit 2 with. Anything else raises (a bug)."""
+    epoch ("diverged" if the loss blew up in it: exit 0 too), or the one-line message it would
+    exit 2 with. Anything else raises (a bug)."""
     try:
+        refuse_code_in_arguments(overrides)  # as scripts/train.py does first
         config = make_config(*overrides)
     except (HydraException, OmegaConfBaseException) as error:
         return describe_hydra_error(error, overrides)
@@ -104,5 +107,7 @@ def train_or_refuse(overrides: list[str], run_dir: Path) -> str:
     finally:  # the run may change process-wide torch settings
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(False)
+    if metrics["stop_reason"] == "diverged":
+        return "diverged"
     assert metrics["epochs_run"] == 1 and metrics["steps"] >= 1, metrics
     return "trained"
