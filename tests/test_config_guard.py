@@ -117,9 +117,11 @@ def test_every_allowed_hydra_choice_exists():
         ("experiment/y.yaml", "# @package _global_\ndefaults:\n  - /model/mlp@hydra.x\n"),
         ("experiment/z.yaml", "# @package _global_\ndefaults:\n  - override /hydra/sweeper: x\n"),
         ("data/mine.yaml", "path: ext://os.system\n"),
+        ("hydra/job_logging/mine.yaml", "handlers:\n  x:\n    '()': os.system\n"),
+        ("experiment.yaml", "model:\n  layers:\n    - _target_: os.system\n"),
     ],
 )
-def test_a_users_config_directory_reaches_hydra_only_through_the_allowlist(
+def test_a_users_config_directory_names_no_code_and_reaches_hydra_only_through_the_allowlist(
     tmp_path, relative_path, text
 ):
     path = tmp_path / relative_path

@@ -49,21 +49,6 @@ def test_other_ways_to_name_code_on_the_command_line_are_refused(argv):
         refuse_code_in_arguments(argv)
 
 
-@pytest.mark.parametrize(
-    "relative_path, text",
-    [
-        ("hydra/job_logging/mine.yaml", "handlers:\n  x:\n    '()': os.system\n"),
-        ("experiment.yaml", "model:\n  layers:\n    - _target_: os.system\n"),
-    ],
-)
-def test_code_anywhere_in_a_users_yaml_is_found(tmp_path, relative_path, text):
-    path = tmp_path / relative_path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    with pytest.raises(ConfigError, match=str(path)):
-        refuse_code_in_arguments(["-cd", str(tmp_path)])
-
-
 def test_a_search_path_added_by_a_users_config_is_checked_too(tmp_path):
     (tmp_path / "first").mkdir()
     (tmp_path / "second" / "optim").mkdir(parents=True)
