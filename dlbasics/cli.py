@@ -119,7 +119,7 @@ def describe_hydra_error(error: Exception, overrides: list[str]) -> str:
             return f"{key}={value!r} is not allowed: {_type_name(known[name])} expected."
     misplaced = MISPLACED_KEY.search(str(error))  # a group file that sets another's key
     if misplaced:  # (`cell=lstm` with model=mlp: Hydra tells it only in its message)
-        name, schema_name, key = misplaced.groups()
+        _, schema_name, key = misplaced.groups()
         group = key.rpartition(".")[0]
         schemas = CHOICES[group].schemas().values() if group in CHOICES else []
         schema = next((s for s in schemas if s.__name__ == schema_name), None)

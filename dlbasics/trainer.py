@@ -165,10 +165,11 @@ class FitResult:
     phase: str | None = None  # the fit of a sequence it was (phases.py), if one
 
 
-def exploded(metrics: dict[str, float], state: TrainingState) -> bool:
-    """Whether the epoch's training loss has grown beyond EXPLODED times the first step's."""
-    first = state.first_loss
-    return first is not None and first > 0 and metrics["train_loss"] > EXPLODED * first
+def diverged(loss: float, first_loss: float | None) -> bool:
+    """Whether an epoch's training loss is non-finite, or over EXPLODED times the untrained
+    model's (``first_loss``, its first step's)."""
+    exploded = first_loss is not None and first_loss > 0 and loss > EXPLODED * first_loss
+    return not math.isfinite(loss) or exploded
 
 
 class EarlyStopping:
@@ -380,9 +381,11 @@ class Trainer:
                 metrics = {"train_loss": run.mean_loss()}
                 if state.first_loss is None and run.losses:  # the untrained model's loss
                     state.first_loss = run.losses[0].item()
-                if not math.isfinite(metrics["train_loss"]) or exploded(metrics, state):
+                if diverged(metrics["train_loss"], state.first_loss):
                     stop_reason = "diverged"
-                    message = self._divergence_message(run, epoch, state, stopper.best_epoch)
+                    message = self._divergence_message(
+                        run, metrics["train_loss"], epoch, state, stopper.best_epoch
+                    )
                     if diagnostics:  # the gradients that blew up, for TensorBoard
                         diagnostics.end_epoch(epoch)
                     break
@@ -534,10 +537,9 @@ class Trainer:
             self.logger.log_images(tagged, epoch)
 
     def _divergence_message(
-        self, run: EpochPass, epoch: int, state: TrainingState, best_epoch: int
+        self, run: EpochPass, loss: float, epoch: int, state: TrainingState, best_epoch: int
     ) -> str:
         first_bad = run.first_non_finite()
-        loss = run.mean_loss()
         if math.isfinite(loss):  # finite, but far above where it started
             where = (
                 f"the training loss of epoch {epoch} is {loss:.3g}, over {EXPLODED:.0e} times "
