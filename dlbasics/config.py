@@ -87,6 +87,22 @@ def validate(cfg: DictConfig) -> Config:
     return config
 
 
+def config_from_yaml(text: str) -> Config:
+    """The config a run was trained with, from the YAML its checkpoints hold: each group's
+    schema found by the choice's name, then validated as a composed config is."""
+    saved = OmegaConf.to_container(OmegaConf.create(text))
+    node = OmegaConf.structured(Config)
+    for group, registry in CHOICES.items():
+        choice = (saved.get(group) or {}).get("name")
+        if choice in registry.names():
+            node[group] = OmegaConf.structured(registry.schemas()[choice])
+    try:
+        merged = OmegaConf.merge(node, saved)
+    except OmegaConfBaseException as error:
+        raise ConfigError(_first_line_with_key(error)) from None
+    return validate(merged)
+
+
 def _refuse_unknown_keys(node: Any, path: str) -> None:
     """Hydra's `+key=value` and a user's own YAML can add keys the schema lacks; refuse them,
     and `_target_` above all: configs choose components by name, never by import path."""

@@ -16,13 +16,13 @@ from omegaconf import OmegaConf
 from dlbasics.boundary import check_can_draw, write_decision_boundary
 from dlbasics.checkpoint import write_json
 from dlbasics.config import Config, flatten
-from dlbasics.data import build_data
+from dlbasics.data import DataSpec, build_data
 from dlbasics.diagnostics import Diagnostics
 from dlbasics.distributed import SingleProcess, check_batch_fits_ranks, join_ranks
 from dlbasics.errors import ConfigError
 from dlbasics.interrupt import StopOnSignal
 from dlbasics.loggers import build_logger
-from dlbasics.losses import build_objective
+from dlbasics.losses import Objective, build_objective
 from dlbasics.models import Model, build_model
 from dlbasics.phases import pretraining, run_phases
 from dlbasics.preflight import (
@@ -33,6 +33,7 @@ from dlbasics.preflight import (
     check_reported_monitor,
     check_resumable,
 )
+from dlbasics.preprocessing import Preprocessing
 from dlbasics.progress import WIDTH
 from dlbasics.resume import load_resume_checkpoint
 from dlbasics.run_lock import RunDirectoryLock
@@ -67,6 +68,8 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
         torch.use_deterministic_algorithms(True)
 
     data = build_data(cfg.data)
+    if main:  # what new inputs need to look like the training data (scripts/predict.py)
+        Preprocessing.from_splits(data).save(run_dir)
     check_batch_size(cfg.trainer, len(data.x_train), data.spec.name)
     check_monitor(cfg.trainer, data.spec.task, data.spec.name)
     check_batch_fits_ranks(cfg.trainer, len(data.x_train), parallel.world_size)
@@ -84,10 +87,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
     if device.type == "cuda" and not cfg.trainer.deterministic and has_convolutions(model):
         # Batches keep their shape, so timing cuDNN's algorithms once per shape pays off.
         torch.backends.cudnn.benchmark = True
-    output_act = cfg.model.output_act
-    if output_act == "auto" and model.output_act:
-        output_act = model.output_act
-    objective = build_objective(cfg.loss.name, output_act, data.spec, cfg.reg, cfg.model.name)
+    objective = model_objective(cfg, model, data.spec)
     if main and cfg.model.name == "perceptron" and cfg.optim.name != "sgd":
         log.info(
             "note: the perceptron learning rule is w += lr·(t−y)·x under optim=sgd; "
@@ -230,6 +230,15 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
         )
     log.info(f"run directory: {shown_path(run_dir)}")  # whole, to copy
     return metrics
+
+
+def model_objective(cfg: Config, model: Model, spec: DataSpec) -> Objective:
+    """The objective ``model`` is fitted on, for data of ``spec`` as the model fits it (after
+    ``prepare``: an RBM's reconstruction task)."""
+    output_act = cfg.model.output_act
+    if output_act == "auto" and model.output_act:
+        output_act = model.output_act
+    return build_objective(cfg.loss.name, output_act, spec, cfg.reg, cfg.model.name)
 
 
 def say(*lines: str) -> None:

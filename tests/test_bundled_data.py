@@ -37,11 +37,14 @@ def cache(tmp_path, monkeypatch) -> Path:
 
 
 def assert_as_loaded(arrays, name):
-    x, y = arrays
+    x, y = arrays.data, arrays.target
     reference = LOADERS[name]()
     np.testing.assert_array_equal(x, reference.data)
     np.testing.assert_array_equal(y, reference.target)
     assert (x.dtype, y.dtype) == (reference.data.dtype, reference.target.dtype)
+    assert arrays.feature_names.tolist() == list(reference.feature_names)
+    classes = [str(c) for c in reference.get("target_names", [])]
+    assert arrays.target_names.tolist() == classes
 
 
 def no_scikit_learn(name):
@@ -172,10 +175,10 @@ def test_concurrent_runs_fill_an_empty_cache_and_never_read_a_partial_file(cache
         "from dlbasics.data import bundled\n"
         "while not Path(sys.argv[1]).exists():\n"
         "    time.sleep(0.005)\n"  # start together, as far as possible
-        "x, y = bundled.read_bundled('digits')\n"
+        "arrays = bundled.read_bundled('digits')\n"
         "for _ in range(100):\n"
-        "    bundled._write_cache(bundled.cache_file('digits'), x, y)\n"
-        "np.savez(sys.argv[2], data=x, target=y)\n"
+        "    bundled._write_cache(bundled.cache_file('digits'), arrays)\n"
+        "np.savez(sys.argv[2], **vars(arrays))\n"
     )
     go, path = cache.parent / "go", cache_file("digits")
     runs = [
@@ -193,7 +196,7 @@ def test_concurrent_runs_fill_an_empty_cache_and_never_read_a_partial_file(cache
     assert reads and partial == 0, f"{partial} of {len(reads)} reads found no whole file"
     for i in range(2):
         with np.load(cache.parent / f"{i}.npz") as got:
-            assert_as_loaded((got["data"], got["target"]), "digits")
+            assert_as_loaded(bundled.BundledSet(**got), "digits")
     assert list((cache / "bundled").iterdir()) == [path]
     assert_as_loaded(bundled._read_cache(path), "digits")
 

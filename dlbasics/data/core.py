@@ -102,6 +102,15 @@ class DataSplits:
     # Training inputs whose labels were dropped (data.labels_per_class): unsupervised
     # pre-training uses them besides x_train; supervised training does not.
     x_unlabelled: Tensor | None = None
+    # How feature_mean and feature_std were used: "standardize", "unit_range" or "none".
+    scaling: str = "none"
+    # A regression target's standardisation (raw = y · target_std + target_mean), or None.
+    target_mean: Tensor | None = None
+    target_std: Tensor | None = None
+    # What the source calls its input features (table columns) and its classes, in the order
+    # of the features and of the class indices; None where it names neither.
+    feature_names: tuple[str, ...] | None = None
+    class_names: tuple[str, ...] | None = None
 
     def every_training_input(self) -> Tensor:
         """The training inputs, labelled or not: what learning without labels may use."""
@@ -147,11 +156,18 @@ def as_targets(y: Tensor, task: str) -> Tensor:
 
 
 def split(
-    name: str, x: Tensor, y: Tensor, cfg: SplitDataConfig, task: str | None = None
+    name: str,
+    x: Tensor,
+    y: Tensor,
+    cfg: SplitDataConfig,
+    task: str | None = None,
+    feature_names: tuple[str, ...] | None = None,
+    class_names: tuple[str, ...] | None = None,
 ) -> DataSplits:
     """Shuffle, split into train/val/test (stratified for classes) and standardise.
 
     ``task`` defaults to classification, binary or multi-class from the number of labels.
+    ``feature_names`` and ``class_names``: what the source calls them, when it does.
     """
     spec = (
         classification_spec(name, x, y)
@@ -174,7 +190,7 @@ def split(
     test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
     if cfg.train_size is not None:
         train = train[: _train_count(cfg.train_size, len(train), n, name)]
-    return make_splits(
+    data = make_splits(
         spec,
         (x[train], y[train]),
         (x[val], y[val]),
@@ -182,6 +198,7 @@ def split(
         cfg.standardize,
         cfg.unit_range,
     )
+    return replace(data, feature_names=feature_names, class_names=class_names)
 
 
 def make_splits(
@@ -198,17 +215,32 @@ def make_splits(
     [0, 1] by the training split's minimum and range."""
     x_train, x_val, x_test = train[0], val[0], test[0]
     y_train, y_val, y_test = (as_targets(pair[1], spec.task) for pair in (train, val, test))
-    mean = std = None
+    mean = std = y_mean = y_std = None
+    scaling = "unit_range" if unit_range else "standardize" if standardize else "none"
     if unit_range:
         mean, std = _min_and_range(x_train)
-        x_train, x_val, x_test = (((v - mean) / std).clamp(0, 1) for v in (x_train, x_val, x_test))
+        x_train, x_val, x_test = (unit_scale(v, mean, std) for v in (x_train, x_val, x_test))
     elif standardize:
         mean, std = _moments(x_train)
         x_train, x_val, x_test = ((v - mean) / std for v in (x_train, x_val, x_test))
         if spec.task == "regression":  # targets on a unit scale too, so lr defaults carry over
             y_mean, y_std = _moments(y_train)
             y_train, y_val, y_test = ((v - y_mean) / y_std for v in (y_train, y_val, y_test))
-    return DataSplits(spec, x_train, y_train, x_val, y_val, x_test, y_test, mean, std)
+    return DataSplits(
+        spec,
+        *(x_train, y_train, x_val, y_val, x_test, y_test),
+        feature_mean=mean,
+        feature_std=std,
+        scaling=scaling,
+        target_mean=y_mean,
+        target_std=y_std,
+    )
+
+
+def unit_scale(x: Tensor, low: Tensor, span: Tensor) -> Tensor:
+    """``x`` scaled to [0, 1] by the training split's minimum and range; values beyond the
+    training split's are clipped into [0, 1]."""
+    return ((x - low) / span).clamp(0, 1)
 
 
 def held_out_count(size: float, n: int) -> int:

@@ -41,7 +41,7 @@ class CsvDataConfig(SplitDataConfig):
 
 @DATASETS.register("csv", CsvDataConfig)
 def load_csv(cfg: CsvDataConfig) -> DataSplits:
-    header, rows = _read_rows(Path(cfg.path), cfg.delimiter)
+    header, rows = read_rows(Path(cfg.path), cfg.delimiter)
     where = f"data.path={cfg.path}"
     if cfg.target not in header:
         raise DataError(
@@ -54,23 +54,28 @@ def load_csv(cfg: CsvDataConfig) -> DataSplits:
     features = [i for i in range(len(header)) if i != target_column]
 
     x = torch.tensor(
-        [[_number(row[i], line, header[i], where) for i in features] for line, row in rows],
+        [[parse_number(row[i], line, header[i], where) for i in features] for line, row in rows],
         dtype=torch.get_default_dtype(),
     )
     targets = [(line, row[target_column]) for line, row in rows]
+    names = tuple(header[i] for i in features)
     task = cfg.task if cfg.task != "auto" else _infer_task(targets)
     if task == "regression":
         y = torch.tensor(
-            [_number(value, line, cfg.target, where) for line, value in targets],
+            [parse_number(value, line, cfg.target, where) for line, value in targets],
             dtype=torch.get_default_dtype(),
         )
-        return split("csv", x, y, cfg, task="regression")
-    return split("csv", x, _class_indices(targets, cfg.target, where), cfg)
+        return split("csv", x, y, cfg, task="regression", feature_names=names)
+    labels, classes = _class_indices(targets, cfg.target, where)
+    return split("csv", x, labels, cfg, feature_names=names, class_names=classes)
 
 
-def _read_rows(path: Path, delimiter: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """The header and the (line number, fields) of every non-empty row."""
-    where = f"data.path={path}"
+def read_rows(
+    path: Path, delimiter: str, where: str | None = None
+) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header and the (line number, fields) of every non-empty row; errors name the file
+    as ``where`` (default: data.path=<path>)."""
+    where = where or f"data.path={path}"
     if not path.exists():
         raise DataError(f"{where}: no such file (relative paths start in {Path.cwd()}).")
     if not path.is_file():
@@ -100,7 +105,7 @@ def _read_rows(path: Path, delimiter: str) -> tuple[list[str], list[tuple[int, l
     return header, rows
 
 
-def _number(text: str, line: int, column: str, where: str) -> float:
+def parse_number(text: str, line: int, column: str, where: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -126,8 +131,11 @@ def _infer_task(targets: list[tuple[int, str]]) -> str:
     return "classification" if integers and len(values) <= MAX_INFERRED_CLASSES else "regression"
 
 
-def _class_indices(targets: list[tuple[int, str]], column: str, where: str) -> torch.Tensor:
-    """Labels (text or numbers) as class indices 0…k−1, in sorted order of the labels."""
+def _class_indices(
+    targets: list[tuple[int, str]], column: str, where: str
+) -> tuple[torch.Tensor, tuple[str, ...]]:
+    """Labels (text or numbers) as class indices 0…k−1, in sorted order of the labels, and
+    the labels in that order."""
     for line, value in targets:
         if not value.strip() or value.strip().lower() in ("nan", "inf", "-inf"):
             shown = repr(value.strip()) if value.strip() else "empty"
@@ -142,7 +150,7 @@ def _class_indices(targets: list[tuple[int, str]], column: str, where: str) -> t
             "to classify; for numbers to predict use data.task=regression."
         )
     index = {label: i for i, label in enumerate(labels)}
-    return torch.tensor([index[value.strip()] for _, value in targets])
+    return torch.tensor([index[value.strip()] for _, value in targets]), tuple(labels)
 
 
 def _label_order(label: str) -> tuple[int, float, str]:

@@ -94,7 +94,8 @@ def _oysters(cfg: OystersDataConfig) -> DataSplits:
     diameter = cfg.mean_cm + cfg.std_cm * torch.randn(cfg.n_samples, 1, generator=g)
     p_ripe = torch.sigmoid((diameter[:, 0] - cfg.ripe_above_cm) / max(cfg.noise, 1e-6))
     ripe = (torch.rand(cfg.n_samples, generator=g) < p_ripe).long()
-    return split(cfg.name, diameter, ripe, cfg)
+    names = {"feature_names": ("diameter_cm",), "class_names": ("unripe", "ripe")}
+    return split(cfg.name, diameter, ripe, cfg, **names)
 
 
 @DATASETS.register("moons", GeneratedDataConfig)
