@@ -77,12 +77,16 @@ def make_would_install(directory: Path) -> bool:
     return question.returncode != 0
 
 
-def run_shell(line: str, cwd: Path, timeout: float = 120, **env: str):
-    """Run one command line through bash, as typed into a terminal."""
+def run_shell(
+    line: str, cwd: Path, timeout: float = 120, stdin: str = "", **env: str
+) -> subprocess.CompletedProcess:
+    """Run one command line through bash, as typed into a terminal (``stdin`` its input,
+    ``env`` variables set for it)."""
     return subprocess.run(
         ["bash", "-c", line],
         cwd=cwd,
         env={**os.environ, **env},
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,
