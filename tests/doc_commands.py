@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # What a command needs of the checkout; pyproject.toml is copied (see mirror_checkout).
 LINKED = ("Makefile", "configs", "dlbasics", "scripts", ".venv")
+CACHES = shutil.ignore_patterns("__pycache__")
 
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 SPAN = re.compile(r"`([^`]+)`")
@@ -56,13 +57,17 @@ def train_commands(markdown: str) -> list[str]:
     return commands
 
 
-def mirror_checkout(directory: Path) -> Path:
+def mirror_checkout(directory: Path, copied: tuple[str, ...] = ()) -> Path:
     """``directory`` made to look like the checkout: symbolic links to its code, configs and
-    .venv. pyproject.toml is a copy dated before .venv/.installed, so that `make` sees the
-    install as done and never reinstalls into the shared .venv (the caller checks that it is
-    there: see make_would_install)."""
+    .venv, or copies of those named in ``copied`` (to change them there). pyproject.toml is a
+    copy dated before .venv/.installed, so that `make` sees the install as done and never
+    reinstalls into the shared .venv (the caller checks that it is there: see
+    make_would_install)."""
     for name in LINKED:
-        (directory / name).symlink_to(ROOT / name)
+        if name in copied:
+            shutil.copytree(ROOT / name, directory / name, ignore=CACHES)
+        else:
+            (directory / name).symlink_to(ROOT / name)
     shutil.copy(ROOT / "pyproject.toml", directory / "pyproject.toml")
     installed = ROOT / ".venv" / ".installed"
     if installed.exists():

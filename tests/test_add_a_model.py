@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 
+import pytest
 from doc_commands import (
     ROOT,
     fenced_blocks,
@@ -78,3 +79,35 @@ def test_own_model_trains_from_a_directory_of_ones_own(tmp_path):
     assert metrics["n_params"] == expected
     resolved = (metrics_file.parent / ".hydra" / "config.yaml").read_text()
     assert "name: resmlp" in resolved
+
+
+@pytest.mark.slow
+def test_own_model_trains_as_a_choice_of_the_checkout(tmp_path):
+    """The page's "In the checkout" steps, in a copy of the checkout's code and configs: the
+    module in dlbasics/models/, imported from its __init__.py, the YAML in configs/model/."""
+    (tmp_path / "checkout").mkdir()
+    checkout = mirror_checkout(tmp_path / "checkout", copied=("dlbasics", "configs", "scripts"))
+    models = checkout / "dlbasics" / "models"
+    (models / "resmlp.py").write_text(USER_FILES["my_models/resmlp.py"])
+    init = (models / "__init__.py").read_text()
+    imports = "from dlbasics.models import cnn, dbn, dnn, mlp, perceptron, rbm, rnn"
+    assert imports in init
+    with_resmlp = imports.replace("rbm,", "rbm, resmlp,")
+    (models / "__init__.py").write_text(init.replace(imports, with_resmlp))
+    (checkout / "configs" / "model" / "resmlp.yaml").write_text(
+        USER_FILES["my_models/myconfigs/model/resmlp.yaml"]
+    )
+    section = PAGE[PAGE.index("## In the checkout") : PAGE.index("## In a directory")]
+    command = next(
+        line
+        for language, text in fenced_blocks(section)
+        if language == "bash"
+        for line in shell_lines(text)
+    )
+    result = run_shell(command, checkout, timeout=300, PYTHONPATH=str(checkout))
+    assert result.returncode == 0, result.stderr[-3000:]
+    (metrics_file,) = checkout.glob("outputs/*/*/metrics.json")
+    metrics = json.loads(metrics_file.read_text())
+    assert metrics["test_acc"] >= 0.9  # digits
+    resolved = (metrics_file.parent / ".hydra" / "config.yaml").read_text()
+    assert "name: resmlp" in resolved and "blocks: 4" in resolved and "name: tanh" in resolved
