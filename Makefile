@@ -33,8 +33,8 @@ lint: install
 bench: install  ## the Trainer against a hand loop, scikit-learn and Lightning (5-6 min; the GPU too if there is one): make bench ARGS="mlp_digits --rounds 11"
 	$(PY) scripts/bench.py $(ARGS)
 
-tb: install  ## TensorBoard over every run below LOGDIR (default: the whole checkout); its options: make tb ARGS="--port 6007"
-	$(VENV)/bin/tensorboard --logdir $(LOGDIR) $(ARGS)
+tb: install  ## TensorBoard over every run below LOGDIR (default: the whole checkout; multirun/latest: the newest sweep); its options: make tb ARGS="--port 6007"
+	logdir="$$($(PY) -m dlbasics.latest $(LOGDIR))" && $(VENV)/bin/tensorboard --logdir "$$logdir" $(ARGS)
 
 clean:
 	rm -rf outputs multirun .pytest_cache .ruff_cache

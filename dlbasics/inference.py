@@ -32,10 +32,10 @@ from dlbasics.config import Config, config_from_yaml, register_configs
 from dlbasics.data import DATASETS, DataSplits, build_data
 from dlbasics.data.core import DataConfig
 from dlbasics.errors import ConfigError, DataError
-from dlbasics.latest import resolve_latest
+from dlbasics.latest import RUN, resolve_latest
 from dlbasics.losses import Objective
 from dlbasics.models import Model, build_model
-from dlbasics.preprocessing import FILE_NAME, Preprocessing
+from dlbasics.preprocessing import Preprocessing
 from dlbasics.run import model_objective, resolve_device
 from dlbasics.trainer import EVAL_CHUNK, Trainer
 
@@ -128,7 +128,7 @@ def load(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu") -> 
     """The model of the run in ``run_dir``, with the weights of ``checkpoints/<checkpoint>.pt``
     (best: the best epoch's; last: where training stopped), on ``device``. ``outputs/latest``
     names the newest run under outputs/ (dlbasics/latest.py)."""
-    run_dir = resolve_latest(Path(run_dir), FILE_NAME, "run directory")
+    run_dir = resolve_latest(Path(run_dir), RUN, "run directory")
     if checkpoint not in CHECKPOINTS:
         raise ConfigError(f"checkpoint={checkpoint!r} is not allowed: choose best or last.")
     if not run_dir.is_dir():

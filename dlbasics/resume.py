@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from dlbasics.checkpoint import LAST_PT, check_contents, load_checkpoint
 from dlbasics.config import Config, flatten
 from dlbasics.errors import ConfigError, DataError
+from dlbasics.latest import resolve_latest
 
 MAY_DIFFER = (
     "trainer.resume",
@@ -66,8 +67,9 @@ def load_resume_checkpoint(cfg: Config, config_yaml: str) -> dict[str, Any] | No
 
 
 def checkpoint_path(resume: str) -> Path:
-    """A run directory means its checkpoints/last.pt; a file is taken as it is."""
-    path = Path(resume).expanduser()
+    """A run directory means its checkpoints/last.pt; a file is taken as it is;
+    ``outputs/latest``, the newest run under outputs/ that wrote a last.pt."""
+    path = resolve_latest(Path(resume), "checkpoints/last.pt", "run with a checkpoints/last.pt")
     for candidate in (path / "checkpoints" / "last.pt", path / "last.pt"):
         if path.is_dir() and candidate.is_file():
             return candidate

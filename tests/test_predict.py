@@ -260,3 +260,24 @@ def test_the_command_lines_as_a_user_types_them(runs, tmp_path):
     assert json.loads((tmp_path / "run" / "evaluation.json").read_text())["test_acc"] == (
         read_metrics(tmp_path / "run")["test_acc"]
     )
+
+
+def test_latest_names_the_newest_sweep_for_tensorboard_and_the_newest_last_pt_for_resume(
+    runs, tmp_path
+):
+    from dlbasics.latest import resolve_log_dir
+    from dlbasics.resume import checkpoint_path
+
+    sweep = tmp_path / "multirun" / "2026-12-02" / "10-00-00"
+    shutil.copytree(runs["mlp"], sweep / "0")
+    (sweep / "multirun.yaml").touch()
+    shutil.copytree(runs["dnn"], sweep / "1")  # a job newer than the sweep's own file
+    assert resolve_log_dir(tmp_path / "multirun" / "latest") == sweep
+    assert resolve_log_dir(tmp_path / "multirun" / "0") == tmp_path / "multirun" / "0"
+    # trainer.resume=outputs/latest: the newest run with a last.pt, not the run just started
+    outputs = tmp_path / "outputs" / "2026-12-02"
+    shutil.copytree(runs["mlp"], outputs / "10-00-00")
+    (outputs / "11-00-00").mkdir()
+    (outputs / "11-00-00" / FILE_NAME).write_text("{}")  # the resuming run itself
+    found = checkpoint_path(str(tmp_path / "outputs" / "latest"))
+    assert found == outputs / "10-00-00" / "checkpoints" / "last.pt"
