@@ -18,7 +18,6 @@ SMALL_DBN = [
     "model=dbn",
     "model.layers=[32,16]",
     "model.pretrain_epochs=3",
-    "data.unit_range=true",
     "optim.lr=0.03",
     "trainer.epochs=4",
 ]
@@ -39,6 +38,7 @@ def test_each_layer_is_pretrained_under_its_own_tags_then_the_stack_fine_tuned(t
     assert set(events.Tags()["images"]) == {
         "pretrain/layer1/rbm/filters",  # the first layer sees 8×8 images; the second does not
         "pretrain/layer1/rbm/samples",
+        "pretrain/layer1/rbm/completion",
     }
     # metrics.json: the fine-tuned classifier, plus each layer's pre-training.
     assert metrics["epochs_run"] == 4 and metrics["test_acc"] > 0.7
@@ -81,7 +81,7 @@ def test_a_dbn_refuses_trainer_resume_and_standardised_inputs(tmp_path):
     with pytest.raises(ConfigError, match="model=dbn trains in several fits"):
         train_in_process(tmp_path, *SMALL_DBN, f"trainer.resume={tmp_path}")
     with pytest.raises(ConfigError, match="data.unit_range=true"):
-        train_in_process(tmp_path, "model=dbn")
+        train_in_process(tmp_path, "model=dbn", "data.unit_range=false")
 
 
 def test_a_diverging_pretraining_ends_the_run_naming_the_layer_and_its_key(tmp_path):
