@@ -82,6 +82,7 @@ def validate(cfg: DictConfig) -> Config:
     if not isinstance(config, Config):
         raise ConfigError("the config does not follow dlbasics' schema (configs/config.yaml).")
     _refuse_groups_the_model_ignores(config)
+    _resolve_unit_range(config)
     if config.reg is None:  # a model without penalties or dropout: none of them
         config.reg = RegConfig()
     return config
@@ -101,6 +102,14 @@ def config_from_yaml(text: str) -> Config:
     except OmegaConfBaseException as error:
         raise ConfigError(_first_line_with_key(error)) from None
     return validate(merged)
+
+
+def _resolve_unit_range(config: Config) -> None:
+    """A null ``data.unit_range`` means "as the model needs": true for a model whose inputs
+    are probabilities (model=rbm with Bernoulli units, model=dbn), false otherwise. An explicit
+    true or false stays as the user set it."""
+    if hasattr(config.data, "unit_range") and config.data.unit_range is None:
+        config.data.unit_range = config.model.needs_unit_range()
 
 
 def _refuse_unknown_keys(node: Any, path: str) -> None:

@@ -22,10 +22,16 @@ def image_shape(input_shape: tuple[int, ...]) -> tuple[int, int, int] | None:
     return None
 
 
-def tile(images: Tensor, shape: tuple[int, int, int], normalise_each: bool = False) -> Tensor:
+def tile(
+    images: Tensor,
+    shape: tuple[int, int, int],
+    normalise_each: bool = False,
+    columns: int | None = None,
+) -> Tensor:
     """``images`` (n, C·H·W) as one (C, rows·(H+1)−1, columns·(W+1)−1) grid in [0, 1],
-    one pixel of black between them. ``normalise_each`` stretches every image to [0, 1] on
-    its own (filter weights have no common scale); otherwise values are clipped to [0, 1]."""
+    one pixel of black between them, filled row by row; ``columns``: as many as rows (about)
+    unless given. ``normalise_each`` stretches every image to [0, 1] on its own (filter
+    weights have no common scale); otherwise values are clipped to [0, 1]."""
     channels, height, width = shape
     images = torch.nan_to_num(images.detach().float().cpu()).reshape(-1, *shape)
     if normalise_each:
@@ -33,7 +39,7 @@ def tile(images: Tensor, shape: tuple[int, int, int], normalise_each: bool = Fal
         high = images.amax(dim=(1, 2, 3), keepdim=True)
         images = (images - low) / (high - low).clamp_min(1e-12)
     images = images.clamp(0, 1)
-    columns = math.ceil(math.sqrt(len(images)))
+    columns = columns or math.ceil(math.sqrt(len(images)))
     rows = math.ceil(len(images) / columns)
     grid = torch.zeros(channels, rows * (height + 1) - 1, columns * (width + 1) - 1)
     for index, image in enumerate(images):

@@ -99,4 +99,6 @@ def dbn_pretraining(
             optim=optim,
             lr_key="model.pretrain_lr",
         )
+        if layer == 1:  # the one layer that models the inputs themselves: its completion
+            dbn.remember_completion(x_val, x_train)
         inputs = [rbm.transform(x) for x in inputs]  # the features the fitted layer learned

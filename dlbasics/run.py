@@ -190,6 +190,8 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
                 }
                 for p in pretrained
             ]
+        if not stopped_in:  # the trained model's own measures (an RBM's image completion)
+            metrics.update(model.final_metrics(data))
         if has_threshold(data) and not stopped_in:  # where a one-feature classifier switches
             rule = getattr(cfg.data, "rule_cm", None)  # the oysters' hand-written rule
             metrics.update(threshold_metrics(model, data, objective, rule))

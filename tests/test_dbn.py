@@ -18,7 +18,7 @@ SMALL_DBN = [
     "model=dbn",
     "model.layers=[32,16]",
     "model.pretrain_epochs=3",
-    "data.unit_range=true",
+    "optim=adam",  # a few epochs: adam learns faster than the default momentum
     "optim.lr=0.03",
     "trainer.epochs=4",
 ]
@@ -39,6 +39,7 @@ def test_each_layer_is_pretrained_under_its_own_tags_then_the_stack_fine_tuned(t
     assert set(events.Tags()["images"]) == {
         "pretrain/layer1/rbm/filters",  # the first layer sees 8×8 images; the second does not
         "pretrain/layer1/rbm/samples",
+        "pretrain/layer1/rbm/completion",
     }
     # metrics.json: the fine-tuned classifier, plus each layer's pre-training.
     assert metrics["epochs_run"] == 4 and metrics["test_acc"] > 0.7
@@ -46,12 +47,15 @@ def test_each_layer_is_pretrained_under_its_own_tags_then_the_stack_fine_tuned(t
     assert [p["epochs_run"] for p in layers] == [3, 3]
     assert all(p["val_pll"] is not None and p["stop_reason"] == "max_epochs" for p in layers)
     assert read_metrics(tmp_path)["pretraining"] == layers
+    # The first RBM's completion of half-hidden validation digits, as pre-training left it.
+    assert 0 < metrics["completion_error"] and 0 < metrics["completion_baseline_error"]
 
 
 def test_pretrain_false_fine_tunes_the_same_network_without_pretraining(tmp_path):
     pretrained = train_in_process(tmp_path / "a", *SMALL_DBN, "logger=none")
     fresh = train_in_process(tmp_path / "b", *SMALL_DBN, "model.pretrain=false", "logger=none")
     assert "pretraining" in pretrained and "pretraining" not in fresh
+    assert "completion_error" in pretrained and "completion_error" not in fresh  # no model of x
     assert pretrained["n_params"] == fresh["n_params"]
     assert pretrained["steps"] == fresh["steps"]  # the same fine-tuning budget
     # The first RBM learnt: an untrained one reconstructs digits with an error of about 0.075.
@@ -81,7 +85,7 @@ def test_a_dbn_refuses_trainer_resume_and_standardised_inputs(tmp_path):
     with pytest.raises(ConfigError, match="model=dbn trains in several fits"):
         train_in_process(tmp_path, *SMALL_DBN, f"trainer.resume={tmp_path}")
     with pytest.raises(ConfigError, match="data.unit_range=true"):
-        train_in_process(tmp_path, "model=dbn")
+        train_in_process(tmp_path, "model=dbn", "data.unit_range=false")
 
 
 def test_a_diverging_pretraining_ends_the_run_naming_the_layer_and_its_key(tmp_path):

@@ -2,6 +2,8 @@
 persistent chains, and its hidden units as features; the long comparisons with scikit-learn's
 BernoulliRBM are in test_rbm_vs_sklearn.py."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -17,11 +19,11 @@ from dlbasics.features import hidden_features
 from dlbasics.losses import RegConfig, build_objective
 from dlbasics.models.rbm import RBM, inputs_as_targets
 
-# A small RBM on digits in [0, 1] that learns within a few seconds.
+# A small RBM on digits in [0, 1] (what data.unit_range=null gives it) that learns within a
+# few seconds.
 SMALL_RBM = [
     "model=rbm",
     "model.n_hidden=32",
-    "data.unit_range=true",
     "optim=momentum",
     "optim.lr=0.05",
     "trainer.epochs=8",
@@ -67,7 +69,7 @@ def test_rbm_learns_reconstruction_error_falls_and_pseudo_likelihood_rises(tmp_p
 def test_filters_and_gibbs_samples_are_written_as_images(tmp_path):
     train_in_process(tmp_path, *SMALL_RBM, "trainer.epochs=3")
     _, events = _scalars(tmp_path, "loss/val")
-    assert set(events.Tags()["images"]) == {"rbm/filters", "rbm/samples"}
+    assert set(events.Tags()["images"]) == {"rbm/filters", "rbm/samples", "rbm/completion"}
     filters = events.Images("rbm/filters")[-1]
     # 32 filters of 8×8 in a 6×6 grid, one pixel apart.
     assert (filters.width, filters.height) == (6 * 9 - 1, 6 * 9 - 1)
@@ -217,15 +219,18 @@ def test_early_stopping_can_watch_the_pseudo_likelihood(tmp_path):
 @pytest.mark.parametrize(
     "overrides, words",
     [
-        (["model=rbm"], ["model=rbm", "[0, 1]", "data.unit_range=true", "model.visible=gaussian"]),
         (
-            ["model=rbm", "data.unit_range=true", "trainer.early_stopping.monitor=val_acc"],
+            ["model=rbm", "data.unit_range=false"],
+            ["model=rbm", "[0, 1]", "data.unit_range=true", "model.visible=gaussian"],
+        ),
+        (
+            ["model=rbm", "trainer.early_stopping.monitor=val_acc"],
             ["monitor=val_acc", "val_pll", "gap_free_energy"],
         ),
         (["trainer.early_stopping.monitor=val_pll"], ["monitor=val_pll", "model=mlp", "val_acc"]),
-        (["model=rbm", "data.unit_range=true", "loss=cross_entropy"], ["loss=cross_entropy"]),
-        (["model=rbm", "data.unit_range=true", "reg=dropout"], ["reg.dropout", "reg=l2"]),
-        (["model=rbm", "data.unit_range=true", "model.output_act=softmax"], ["output_act"]),
+        (["model=rbm", "loss=cross_entropy"], ["loss=cross_entropy"]),
+        (["model=rbm", "reg=dropout"], ["reg.dropout", "reg=l2"]),
+        (["model=rbm", "model.output_act=softmax"], ["output_act"]),
         (["data=diabetes", "data.labels_per_class=5"], ["labels_per_class", "regression"]),
         (["data=iris", "data.labels_per_class=40"], ["labels_per_class=40", "at most 30"]),
     ],
@@ -239,7 +244,7 @@ def test_settings_an_rbm_cannot_use_are_refused_before_training(tmp_path, overri
 
 
 def test_an_rbm_on_standardised_data_exits_2_with_one_line(tmp_path):
-    result = run_cli(f"hydra.run.dir={tmp_path}", "model=rbm")
+    result = run_cli(f"hydra.run.dir={tmp_path}", "model=rbm", "data.unit_range=false")
     assert result.returncode == 2
     assert result.stderr.startswith("error: model=rbm") and result.stderr.count("\n") == 1
     assert "data.unit_range=true" in result.stderr
@@ -254,3 +259,64 @@ def test_the_objective_of_an_rbm_is_its_reconstruction():
     with torch.no_grad():
         expected = (torch.sigmoid(rbm(x)) - x).square().mean()
         assert objective(rbm(x), task.y_val) == pytest.approx(expected.item())
+
+
+@pytest.mark.parametrize(
+    "overrides, unit_range",
+    [
+        (["model=mlp"], False),  # standardised
+        (["model=rbm"], True),  # Bernoulli units: probabilities
+        (["model=rbm", "model.visible=gaussian"], False),
+        (["model=dbn"], True),
+        (["model=dbn", "data=iris"], True),
+        (["model=rbm", "data.unit_range=false"], False),  # as the user set it (then refused)
+        (["model=mlp", "data.unit_range=true"], True),
+    ],
+)
+def test_a_null_unit_range_becomes_what_the_model_needs(overrides, unit_range):
+    assert make_config(*overrides).data.unit_range is unit_range
+
+
+@pytest.mark.parametrize(
+    "model", [["model=rbm"], ["model=dbn", "model.pretrain_epochs=1", "model.layers=[32]"]]
+)
+def test_rbm_and_dbn_train_on_digits_with_no_data_setting(tmp_path, model):
+    result = run_cli(f"hydra.run.dir={tmp_path}", *model, "trainer.epochs=2", "logger=none")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["epochs_run"] == 2
+    assert metrics["completion_error"] is not None
+
+
+def test_an_rbm_completes_the_hidden_lower_half_of_digits_better_than_the_mean_image(tmp_path):
+    metrics = train_in_process(tmp_path, *SMALL_RBM)
+    print(
+        f"completion error {metrics['completion_error']:.4f}, "
+        f"mean image {metrics['completion_baseline_error']:.4f}"
+    )
+    assert metrics["completion_error"] < 0.95 * metrics["completion_baseline_error"]  # 0.069, 0.079
+    _, events = _scalars(tmp_path, "loss/val")
+    image = events.Images("rbm/completion")[-1]
+    # 16 validation digits of 8×8 in three rows: originals, upper halves, completions.
+    assert (image.width, image.height) == (16 * 9 - 1, 3 * 9 - 1)
+    assert image.step == 8
+
+
+def test_a_completion_keeps_the_given_half_and_leaves_the_training_rng_alone():
+    data = _digits01()
+    rbm = RBM(64, 16, init_std=1.0, shape=(1, 8, 8))
+    rbm.prepare(data)
+    x = data.x_val.flatten(1)[:20]
+    hidden = rbm.hidden_half()
+    assert hidden.tolist() == [False] * 32 + [True] * 32  # rows 4 to 7 of 8
+    state = torch.get_rng_state()
+    completed = rbm.complete(x, hidden)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(completed[:, :32], x[:, :32])
+    assert torch.equal(rbm.complete(x, hidden), completed)  # its own seeded generator
+    assert 0 <= completed.min() and completed.max() <= 1
+    assert rbm.completion_metrics(x, data.x_train).keys() == {
+        "completion_error",
+        "completion_baseline_error",
+    }
+    assert RBM(64, 16).completion_metrics(x, data.x_train) == {}  # not images: no completion

@@ -24,8 +24,7 @@ SEEDS = (0, 1, 2)
 SETTINGS = [
     "model=rbm",
     f"model.n_hidden={N_HIDDEN}",
-    "model.pcd=true",
-    "data.unit_range=true",
+    "model.pcd=true",  # data.unit_range: null, which model=rbm makes true
     "optim=sgd",
     f"optim.lr={LR}",
     f"trainer.batch_size={BATCH}",

@@ -32,7 +32,8 @@ class SplitDataConfig(DataConfig):
     standardize: bool = True  # zero mean, unit variance, fitted on the training split only
     # Scale every feature to [0, 1] by the training split's min and max instead (the inputs of
     # model=rbm and model=dbn are probabilities); held-out values are clipped into [0, 1].
-    unit_range: bool = False
+    # null: as the model needs (ModelConfig.needs_unit_range), resolved by config.validate.
+    unit_range: bool | None = None
     # Keep the labels of only this many training samples per class (classification); the
     # other training inputs stay, unlabelled, for unsupervised pre-training. null = all.
     labels_per_class: int | None = None
@@ -207,7 +208,7 @@ def make_splits(
     val: tuple[Tensor, Tensor],
     test: tuple[Tensor, Tensor],
     standardize: bool,
-    unit_range: bool = False,
+    unit_range: bool | None = False,
 ) -> DataSplits:
     """Turn (inputs, labels) pairs into DataSplits: targets in the task's form and, with
     ``standardize``, every input feature (and a regression target) scaled by the training

@@ -50,7 +50,7 @@ class IdxDataConfig(DataConfig):
     root: str | None = None  # directory holding the four *-ubyte files (gzipped or not)
     val_size: float = 0.1  # fraction (or count) of the training file held out, stratified
     standardize: bool = True
-    unit_range: bool = False  # as in SplitDataConfig
+    unit_range: bool | None = None  # as in SplitDataConfig (null: as the model needs)
     labels_per_class: int | None = None  # as in SplitDataConfig
     limit: int | None = None  # use only the first N training images; null = all
 

@@ -41,6 +41,11 @@ class ModelConfig:
     def __post_init__(self) -> None:
         check_choice("model.output_act", self.output_act, ["auto", *OUTPUT_ACTIVATIONS.names()])
 
+    def needs_unit_range(self) -> bool:
+        """Whether the model's inputs must lie in [0, 1] (they are probabilities): what a
+        ``data.unit_range`` left null becomes (``config.validate``)."""
+        return False
+
 
 class Model(nn.Module):
     """A network the Trainer can fit. ``forward(x)`` returns scores: the output layer before
@@ -97,6 +102,11 @@ class Model(nn.Module):
     def epoch_images(self, x_val: Tensor) -> dict[str, Tensor]:
         """Images for TensorBoard, tag → (channels, height, width) in [0, 1]; written with
         each checkpoint and at the end of a fit."""
+        return {}
+
+    def final_metrics(self, data: DataSplits) -> dict[str, float]:
+        """Measures of the trained model for metrics.json, taken once after the test (an
+        RBM's completion of half-hidden images); ``data``: the splits it was fitted on."""
         return {}
 
 

@@ -37,6 +37,14 @@ if TYPE_CHECKING:
 SAMPLE_CHAINS = 64  # Gibbs chains drawn for TensorBoard's samples image …
 SAMPLE_STEPS = 200  # … each run this many steps from a validation input
 MAX_FILTERS = 256  # filters shown, at most
+# Completing a partial image (docs/concepts.md §9.4): the lower half of each validation image
+# hidden, the upper half clamped, the hidden half filled by the mean of a Gibbs chain's
+# visible means over this many steps, after the first COMPLETION_BURN_IN (forgotten: where
+# the chain started).
+COMPLETION_STEPS = 200
+COMPLETION_BURN_IN = 20
+COMPLETION_SHOWN = 16  # validation images in TensorBoard's completion image
+HIDDEN_SHOWN_AS = 0.5  # the hidden half of the masked input, drawn grey
 # Pseudo-log-likelihood and sample images use a generator of their own, seeded the same every
 # epoch: the same units are flipped each time, so the curve moves only with the model, and
 # measuring draws nothing from the RNG that training uses.
@@ -44,8 +52,8 @@ MEASURE_SEED = 0
 # Visible biases start at log(p / (1 − p)) for the fraction p of training inputs that are on;
 # p is kept this far from 0 and 1 so that pixels that are always off get a finite bias.
 BIAS_P_MIN = 1e-3
-# Visible units: bernoulli for inputs in [0, 1] (data.unit_range=true), gaussian for real-valued
-# inputs of unit variance (data.standardize=true).
+# Visible units: bernoulli for inputs in [0, 1] (data.unit_range=true, what a null unit_range
+# becomes), gaussian for real-valued inputs of unit variance (data.standardize=true).
 VISIBLE_UNITS = ("bernoulli", "gaussian")
 
 
@@ -68,6 +76,9 @@ class RBMConfig(ModelConfig):
         check(self.k >= 1, "model.k", self.k, "at least one Gibbs step")
         check_choice("model.visible", self.visible, VISIBLE_UNITS)
         check(self.init_std > 0, "model.init_std", self.init_std, "must be > 0")
+
+    def needs_unit_range(self) -> bool:
+        return self.visible == "bernoulli"  # probabilities; Gaussian units take standardised
 
 
 class RBM(Model):
@@ -254,8 +265,9 @@ class RBM(Model):
 
     @torch.no_grad()
     def epoch_images(self, x_val: Tensor) -> dict[str, Tensor]:
-        """Each hidden unit's weights as a small image (its filter), and where Gibbs chains
-        started at validation inputs have wandered after SAMPLE_STEPS steps."""
+        """Each hidden unit's weights as a small image (its filter), where Gibbs chains
+        started at validation inputs have wandered after SAMPLE_STEPS steps, and validation
+        images completed from their upper half (``completion_image``)."""
         if self.shape is None:
             return {}
         start = x_val[:SAMPLE_CHAINS].flatten(1)
@@ -263,11 +275,73 @@ class RBM(Model):
         return {
             "rbm/filters": tile(self.weight[:MAX_FILTERS], self.shape, normalise_each=True),
             "rbm/samples": tile(samples, self.shape, normalise_each=not self.bernoulli),
+            "rbm/completion": self.completion_image(x_val),
         }
+
+    # --- completing a partial image ------------------------------------------------------------
+
+    def hidden_half(self) -> Tensor:
+        """Which visible units the completion hides: the lower half of the image's rows, in
+        every channel (True = hidden). Only for image inputs (``shape``)."""
+        assert self.shape is not None
+        channels, height, width = self.shape
+        lower = torch.arange(height, device=self.weight.device) >= height // 2
+        return lower.view(1, height, 1).expand(channels, height, width).flatten()
+
+    @torch.no_grad()
+    def complete(self, x: Tensor, hidden: Tensor) -> Tensor:
+        """``x`` (n, n_visible) with its ``hidden`` units filled in by the model: a Gibbs
+        chain with every other unit clamped to its value in ``x`` samples the hidden units
+        from P(v_hidden | v_known); the fill is the mean of the chain's visible means E[v | h]
+        after COMPLETION_BURN_IN steps, which estimates E[v_hidden | v_known], the fill with
+        the least expected squared error. (One sample, or the means of one step, commit to a
+        single digit: when it is the wrong one, the error is larger than the blur of the
+        mean image.) The hidden units start at the model's means with no hidden unit on,
+        σ(b) (the training mean until b learns), and the chain draws from a generator of its
+        own, so measuring leaves the training RNG alone."""
+        x = x.flatten(1)
+        no_feature = torch.zeros(1, self.weight.shape[0], device=x.device)
+        v = torch.where(hidden, self.visible_mean(no_feature), x)
+        generator = self._measure_rng(x)
+        total = torch.zeros_like(x)
+        for step in range(COMPLETION_STEPS):
+            mean = self.visible_mean(bernoulli(self.hidden_probs(v), generator))
+            v = torch.where(hidden, self.sample_visible(mean, generator), x)
+            if step >= COMPLETION_BURN_IN:
+                total += mean
+        return torch.where(hidden, total / (COMPLETION_STEPS - COMPLETION_BURN_IN), x)
+
+    @torch.no_grad()
+    def completion_image(self, x: Tensor) -> Tensor:
+        """Three rows of the first COMPLETION_SHOWN images of ``x``: the originals, the upper
+        halves the model is given (the hidden half grey), and its completions."""
+        assert self.shape is not None
+        x = x[:COMPLETION_SHOWN].flatten(1).to(self.weight.device)
+        hidden = self.hidden_half()
+        masked = x.masked_fill(hidden, HIDDEN_SHOWN_AS)
+        rows = torch.cat([x, masked, self.complete(x, hidden)])
+        return tile(rows, self.shape, normalise_each=not self.bernoulli, columns=len(x))
+
+    @torch.no_grad()
+    def completion_metrics(self, x_val: Tensor, x_train: Tensor) -> dict[str, float]:
+        """How well the model fills in the hidden lower half of the validation images: the
+        mean squared error on the hidden units (``completion_error``, in the inputs' scale:
+        [0, 1] for Bernoulli units), and that of filling them with the training inputs' mean
+        image (``completion_baseline_error``), which a model that learnt anything beats."""
+        if self.shape is None:
+            return {}
+        device = self.weight.device
+        x, mean = x_val.flatten(1).to(device), x_train.flatten(1).mean(dim=0).to(device)
+        hidden = self.hidden_half()
+        error = (self.complete(x, hidden) - x)[:, hidden].square().mean()
+        baseline = (mean - x)[:, hidden].square().mean()
+        return {"completion_error": error.item(), "completion_baseline_error": baseline.item()}
+
+    def final_metrics(self, data: DataSplits) -> dict[str, float]:
+        return self.completion_metrics(data.x_val, data.every_training_input())
 
     def _measure_rng(self, like: Tensor) -> torch.Generator:
         return torch.Generator(device=like.device).manual_seed(MEASURE_SEED)
-
 
 
 def bernoulli(p: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -282,8 +356,9 @@ def check_unit_range(x: Tensor, data_name: str, model: str, alternative: str = "
     if low < 0 or high > 1:
         raise ConfigError(
             f"model={model} has Bernoulli visible units, whose inputs must lie in [0, 1], but "
-            f"data={data_name} has values from {low:.3g} to {high:.3g} (standardised?); add "
-            f"data.unit_range=true to scale every feature to [0, 1]{alternative}."
+            f"data={data_name} has values from {low:.3g} to {high:.3g} (standardised?); set "
+            f"data.unit_range=true (or null, as the model needs) to scale every feature to "
+            f"[0, 1]{alternative}."
         )
 
 
