@@ -30,8 +30,8 @@ FAMILIES = {
     "dnn": ("model=dnn",),
     "cnn": ("model=cnn", "model.channels=[4]", "model.dense=[16]"),
     "rnn": ("model=rnn", "data=seq_digits", "model.hidden_size=16"),
-    "rbm": ("model=rbm", "data.unit_range=true", "model.n_hidden=16"),
-    "dbn": ("model=dbn", "data.unit_range=true", "model.layers=[32]", "model.pretrain_epochs=1"),
+    "rbm": ("model=rbm", "model.n_hidden=16"),  # inputs scaled to [0, 1], as the model needs
+    "dbn": ("model=dbn", "model.layers=[32]", "model.pretrain_epochs=1"),
     "regression": ("model=mlp", "data=diabetes"),
 }
 
