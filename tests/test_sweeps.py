@@ -116,6 +116,37 @@ def test_tensorboard_over_the_sweep_root_compares_every_job_with_its_hparams(swe
         assert not any(key.startswith(("diag.", "logger.")) for key in hparams)
 
 
+def test_tensorboards_hparams_tab_shows_the_swept_keys_first(sweep):
+    """What TensorBoard's HParams plugin makes of the sweep's runs, through its own backend."""
+    from tensorboard import context
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+    from tensorboard.plugins import base_plugin
+    from tensorboard.plugins.hparams import api_pb2, backend_context
+
+    sweep_dir, _ = sweep
+    runs = plugin_event_multiplexer.EventMultiplexer()
+    runs.AddRunsFromDirectory(str(sweep_dir))
+    runs.Reload()
+    provider = data_provider.MultiplexerDataProvider(runs, str(sweep_dir))
+    tb = base_plugin.TBContext(logdir=str(sweep_dir), data_provider=provider, multiplexer=runs)
+    plugin, request = backend_context.Context(tb), context.RequestContext()
+    experiment = plugin.experiment_from_metadata(
+        request,
+        "",
+        True,
+        plugin.hparams_metadata(request, ""),
+        plugin.hparams_from_data_provider(request, "", None),
+        hparams_limit=5,  # the columns it shows at first
+    )
+    shown = {info.name: info for info in experiment.hparam_infos}
+    # seed=0,1 sets data.seed and trainer.seed too: they differ as well
+    assert list(shown) == ["data.name", "data.seed", "loss.name", "seed", "trainer.seed"]
+    assert all(info.differs for info in shown.values())
+    assert shown["seed"].type == api_pb2.DATA_TYPE_FLOAT64
+    metrics = {info.name.tag for info in experiment.metric_infos}
+    assert {"final/test_acc", "final/test_loss", "loss/val"} <= metrics
+
+
 def test_each_jobs_first_line_names_every_swept_key(sweep):
     _, result = sweep
     lines = result.stdout.splitlines()
