@@ -386,8 +386,11 @@ def test_resume_skips_completed_jobs_and_reruns_the_others(tmp_path, stop):
     assert statuses(sweep_dir) == {"0": "completed", "1": "completed", "2": "completed"}
     assert read_metrics(sweep_dir / "1")["epochs_run"] == 4000
     # The stopped attempt's event files are gone: those left are one process' (…<pid>.<n>).
-    files = list((sweep_dir / "1/tb").glob("events.out.tfevents.*"))
+    files = list((sweep_dir / "1/tb").rglob("events.out.tfevents.*"))
     assert files and len({path.name.split(".")[-2] for path in files}) == 1
+    job_1 = ",".join(sorted(read_record(sweep_dir / "1").overrides))
+    assert {path.parent.name for path in files} == {job_1}  # tb/<its overrides>
+    assert "trainer.epochs=4000" in job_1
 
 
 @pytest.mark.parametrize(
