@@ -127,9 +127,9 @@ def test_hparams_put_the_swept_keys_first_and_leave_out_what_the_model_ignores()
 def test_a_run_named_by_its_overrides_writes_its_events_under_that_name(tmp_path):
     train(make_config("data=xor", "trainer.epochs=1"), tmp_path, progress=False, name="a=1,b=x")
     assert [p.name for p in (tmp_path / "tb").iterdir()] == ["a=1,b=x"]
-    assert "loss/train" in EventAccumulator(str(tmp_path / "tb" / "a=1,b=x")).Reload().Tags()[
-        "scalars"
-    ]
+    events = EventAccumulator(str(tmp_path / "tb" / "a=1,b=x"))
+    events.Reload()
+    assert "loss/train" in events.Tags()["scalars"]
 
 
 def test_run_names_are_single_directory_names_of_bounded_length():
