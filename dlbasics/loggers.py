@@ -1,5 +1,7 @@
 """Where per-epoch metrics go: TensorBoard event files (`logger=tensorboard`) or nowhere."""
 
+import hashlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +34,11 @@ FLUSH_SECONDS = 2
 # fast epochs, or one epoch's per-layer diagnostics, come quicker than it writes. A thousand
 # absorbs those bursts and still bounds the memory the waiting events take.
 MAX_QUEUE = 1000
+# A run's name (the overrides that made it) becomes a directory name: most file systems take at
+# most 255 bytes per name. A longer one keeps its first bytes and a digest of the whole, so two
+# long names that differ only at their ends stay two directories.
+MAX_NAME_BYTES = 200
+DIGEST_CHARS = 10
 
 
 class Logger(Protocol):
@@ -98,16 +105,58 @@ class TensorBoardLogger:
         self.writer.add_figure(tag, figure, step, close=False)
 
     def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
-        # add_hparams writes into the directory log_dir/run_name; without a run_name that is a
-        # new sub-directory named by the time, which TensorBoard shows as a second run holding
-        # the hyper-parameters but none of the curves. "." names the run's own directory, so
-        # the HParams tab shows one run per training run, with its scalars. Its file sits
-        # beside the scalars' file: the writer names each by time, host, process and a counter.
-        self.writer.add_hparams(hparams, metrics, run_name=".")
+        """The run's hyper-parameters (str, bool, int or float values) and final metrics, for
+        the HParams tab.
+
+        The metrics are scalars of the run. The hyper-parameters go in a session's start and
+        end records, in the run's own directory: TensorBoard shows the run itself, with its
+        curves, as one row. No experiment summary is written (SummaryWriter.add_hparams
+        writes one per run): without one, TensorBoard gathers the columns from every run's
+        session and puts first those whose values differ (the swept keys), then the others
+        by name; with one, it shows the first columns by name whatever differs. The metric
+        columns are then the runs' scalar tags."""
+        from tensorboard.plugins.hparams import summary_v2
+
+        for tag, value in metrics.items():
+            self.writer.add_scalar(tag, value)
+        self.writer.file_writer.add_summary(summary_v2.hparams_pb(hparams))
+        self.writer.file_writer.add_summary(session_end())
 
     def close(self) -> None:
         """Writes out every event still queued, then closes the file."""
         self.writer.close()
+
+
+def session_end() -> Any:
+    """The HParams record that ends a training session (successfully), as a Summary proto."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+    from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+
+    end = plugin_data_pb2.SessionEndInfo(status=api_pb2.STATUS_SUCCESS, end_time_secs=time.time())
+    data = plugin_data_pb2.HParamsPluginData(session_end_info=end)
+    summary = Summary()
+    summary.value.add(
+        tag=metadata.SESSION_END_INFO_TAG,
+        metadata=metadata.create_summary_metadata(data),
+        tensor=metadata.NULL_TENSOR,
+    )
+    return summary
+
+
+def run_name(overrides: str) -> str:
+    """A run's directory name under ``tb/`` from its overrides (Hydra's
+    ``hydra.job.override_dirname``, e.g. ``act=tanh,model=dnn``): TensorBoard names each run
+    by its directory, so a sweep's curves carry what differs between its jobs. A ``/`` in a
+    value (a file path) becomes ``_``; past MAX_NAME_BYTES the name is cut and ends with a
+    digest of the whole. Empty (no overrides): the run's events stay in ``tb/`` itself."""
+    name = overrides.replace("/", "_")
+    if name in (".", ".."):
+        name = name.replace(".", "_")
+    if len(name.encode()) <= MAX_NAME_BYTES:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:DIGEST_CHARS]
+    kept = name.encode()[: MAX_NAME_BYTES - DIGEST_CHARS - 1].decode(errors="ignore")
+    return f"{kept}~{digest}"
 
 
 def build_logger(name: str, log_dir: Path) -> Logger:

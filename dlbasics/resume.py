@@ -76,7 +76,8 @@ def checkpoint_path(resume: str) -> Path:
     if path.is_dir():
         raise DataError(
             f"trainer.resume={resume}: no checkpoints/last.pt in that directory (a run writes "
-            "it every trainer.checkpoint_every epochs, and when it stops)."
+            "it every trainer.checkpoint_every epochs, and when it stops, unless "
+            "trainer.checkpoints=false, as with debug=fast)."
         )
     if not path.exists():
         raise DataError(f"trainer.resume={resume}: no such file or directory.")

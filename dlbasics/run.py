@@ -5,6 +5,7 @@ import os
 import platform
 import signal
 import textwrap
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -21,9 +22,10 @@ from dlbasics.diagnostics import Diagnostics
 from dlbasics.distributed import SingleProcess, check_batch_fits_ranks, join_ranks
 from dlbasics.errors import ConfigError
 from dlbasics.interrupt import StopOnSignal
-from dlbasics.loggers import build_logger
+from dlbasics.loggers import build_logger, run_name
 from dlbasics.losses import Objective, build_objective
 from dlbasics.models import Model, build_model
+from dlbasics.models.base import OPTIONAL_GROUPS
 from dlbasics.phases import pretraining, run_phases
 from dlbasics.preflight import (
     check_batch_size,
@@ -47,21 +49,38 @@ log = logging.getLogger("dlbasics")
 SMALL_MODEL_PARAMS = 1_000_000
 
 
-def train(cfg: Config, run_dir: Path, progress: bool = True) -> dict[str, Any]:
+def train(
+    cfg: Config,
+    run_dir: Path,
+    progress: bool = True,
+    name: str = "",
+    swept: Sequence[str] = (),
+) -> dict[str, Any]:
     """Build data, model and objective from ``cfg``, fit, test, and write the run directory:
     ``metrics.json``, ``tb/`` (TensorBoard) and ``checkpoints/``. Returns the metrics.
+
+    ``name`` (the run's overrides, e.g. ``act=tanh,model=dnn``) names its TensorBoard run,
+    ``tb/<name>``, and titles its pictures; without one the events go in ``tb/`` itself.
+    ``swept`` are the keys a sweep varies, the first columns of the HParams tab.
 
     Under torchrun every rank calls this; rank 0 alone writes and reports."""
     parallel = join_ranks(resolve_device(cfg.trainer.device), cfg.trainer)
     try:
         # Only rank 0 writes; no second process may write the same directory meanwhile.
         with RunDirectoryLock(run_dir) if parallel.is_main else nullcontext():
-            return _train(cfg, run_dir, progress, parallel)
+            return _train(cfg, run_dir, progress, parallel, name, swept)
     finally:
         parallel.close()
 
 
-def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) -> dict[str, Any]:
+def _train(
+    cfg: Config,
+    run_dir: Path,
+    progress: bool,
+    parallel: SingleProcess,
+    name: str,
+    swept: Sequence[str],
+) -> dict[str, Any]:
     device, main = parallel.device, parallel.is_main
     if cfg.trainer.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -97,7 +116,10 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
     check_resumable(cfg.trainer, cfg.model.name, model.resumable)
     config_yaml = OmegaConf.to_yaml(asdict(cfg))  # (not OmegaConf.structured: twice as slow)
     resume = load_resume_checkpoint(cfg, config_yaml)
-    logger = build_logger(cfg.logger.name if main else "none", run_dir / "tb")
+    tb_dir = run_dir / "tb" / run_name(name) if name else run_dir / "tb"
+    logger = build_logger(cfg.logger.name if main else "none", tb_dir)
+    # rank 0 alone writes checkpoints; none at all with trainer.checkpoints=false
+    checkpoint_dir = run_dir / "checkpoints" if main and cfg.trainer.checkpoints else None
     if main:
         ranks = f" ranks={parallel.world_size}" if parallel.world_size > 1 else ""
         say(
@@ -117,7 +139,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
                 cfg.schedule,
                 device,
                 logger=logger,
-                checkpoint_dir=run_dir / "checkpoints" if main else None,
+                checkpoint_dir=checkpoint_dir,
                 progress=progress and main,
                 config_yaml=config_yaml,
                 interrupt=interrupt,
@@ -176,6 +198,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
             "n_params": n_params,
             "n_train": len(data.x_train),
             "task": data.spec.task,
+            "loss": objective.loss,  # the loss function (loss=auto resolved): what losses compare
             "torch": torch.__version__,
             "host": platform.node(),
         }
@@ -198,6 +221,9 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
         if main and cfg.diag.decision_boundary:
             act = f" act={cfg.act.name}" if cfg.act else ""
             title = f"model={cfg.model.name}{act} data={data.spec.name}"
+            if name:  # what this run changed, e.g. one job of a sweep among the others
+                changed = textwrap.wrap(name.replace(",", " "), 60, max_lines=3, placeholder=" …")
+                title = "\n".join([*changed, title])
             write_decision_boundary(model, data, objective, run_dir, logger, fit.epochs_run, title)
         if main:
             write_json(metrics, run_dir / "metrics.json")
@@ -206,7 +232,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
             for key in ("test_loss", "test_acc", "best_val_loss", "epochs_run")
             if metrics[key] is not None
         }
-        logger.log_hparams(hparams(cfg), final)
+        logger.log_hparams(hparams(cfg, first=swept), final)
     finally:
         logger.close()
 
@@ -217,7 +243,7 @@ def _train(cfg: Config, run_dir: Path, progress: bool, parallel: SingleProcess) 
         return metrics
     if fit.message:
         log.warning(fit.message)
-    if fit.stop_reason == "interrupted" and model.resumable:
+    if fit.stop_reason == "interrupted" and model.resumable and cfg.trainer.checkpoints:
         say(
             f"interrupted by {metrics['stop_signal']}: checkpoints/last.pt holds the state; "
             f"continue with the same overrides and trainer.resume={run_dir}"
@@ -285,9 +311,12 @@ def has_convolutions(model: torch.nn.Module) -> bool:
 
 
 def speed_settings(cfg: TrainerConfig) -> str:
-    """The settings that change speed rather than results, for the first log line."""
+    """The settings that change speed rather than results, for the first log line, and those
+    that cut a run short (debug=fast)."""
     precision = f" precision={cfg.precision}" if cfg.precision != "32" else ""
-    return precision + (" compile=true" if cfg.compile else "")
+    limit = f" limit_batches={cfg.limit_batches}" if cfg.limit_batches is not None else ""
+    checkpoints = "" if cfg.checkpoints else " checkpoints=false"
+    return precision + (" compile=true" if cfg.compile else "") + limit + checkpoints
 
 
 def set_threads(threads: int | str, n_params: int, device: torch.device) -> int:
@@ -299,10 +328,34 @@ def set_threads(threads: int | str, n_params: int, device: torch.device) -> int:
     return int(threads)
 
 
-def hparams(cfg: Config) -> dict[str, Any]:
-    """The config as flat ``group.key`` → scalar pairs, for TensorBoard's HParams tab."""
-    flat = flatten(asdict(cfg))
-    return {
-        key: value if isinstance(value, (bool, int, float, str)) else str(value)  # lists, None
-        for key, value in flat.items()
+# Settings that change how a run is carried out or watched, not what it learns: left out of the
+# HParams tab, where every key is a column.
+NOT_HPARAMS = (
+    "trainer.threads",
+    "trainer.resume",
+    "trainer.distributed_timeout",
+    "trainer.checkpoint_every",
+    "trainer.checkpoints",
+    "logger.",
+    "diag.",
+)
+
+
+def hparams(cfg: Config, first: Sequence[str] = ()) -> dict[str, Any]:
+    """The config as flat ``group.key`` → value pairs, for TensorBoard's HParams tab: the keys
+    of the chosen components only (no group the model leaves out, nothing in NOT_HPARAMS),
+    ``first`` (a sweep's swept keys) first. Booleans, numbers and strings stay as they are;
+    lists and None become their text."""
+    groups = asdict(cfg)
+    for group in OPTIONAL_GROUPS:  # act, reg: not part of a model that does not read them
+        if groups[group] is None or group not in type(cfg.model).groups:
+            del groups[group]
+    flat = {
+        key: value if isinstance(value, (bool, int, float, str)) else str(value)
+        for key, value in flatten(groups).items()
+        if not key.startswith(NOT_HPARAMS)
     }
+    # a swept group (act=tanh) is its name's column (act.name)
+    chosen = [key if key in flat else f"{key}.name" for key in first]
+    ordered = [key for key in dict.fromkeys(chosen) if key in flat]
+    return {key: flat[key] for key in [*ordered, *(k for k in flat if k not in ordered)]}

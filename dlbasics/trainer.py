@@ -79,6 +79,9 @@ class TrainerConfig:
     mode: str = "minibatch"  # set by `trainer=batch|sgd|minibatch`
     batch_size: int | None = 64  # null (batch mode) = the whole training set
     epochs: int = 100
+    # Steps per epoch at most: the first N batches of each epoch's shuffled order (a quick
+    # check that a config runs, as debug=fast does); null = every batch.
+    limit_batches: int | None = None
     device: str = "auto"  # auto | cpu | cuda (auto takes CUDA when present)
     seed: int = II("seed")  # weight initialisation and shuffling; follows the top-level `seed`
     deterministic: bool = False  # torch.use_deterministic_algorithms
@@ -86,6 +89,7 @@ class TrainerConfig:
     grad_clip: float | None = None  # clip gradients before each step; null = off
     grad_clip_mode: str = "norm"  # norm: rescale the total norm; value: clamp each entry
     checkpoint_every: int = 10  # write last.pt/best.pt every N epochs (and always at the end)
+    checkpoints: bool = True  # false: no checkpoints/ at all (nothing to resume or reload)
     # A non-finite training loss: stop (stop_reason diverged) or skip that step (checks every
     # step, which costs a host sync per step).
     on_nan: str = "stop"
@@ -126,6 +130,12 @@ class TrainerConfig:
                 "an integer >= 1 (or trainer=batch for the whole training set)",
             )
         check(self.epochs >= 1, "trainer.epochs", self.epochs, "must be >= 1")
+        check(
+            self.limit_batches is None or self.limit_batches >= 1,
+            "trainer.limit_batches",
+            self.limit_batches,
+            "an integer >= 1, or null for every batch",
+        )
         check_choice("trainer.device", self.device, ("auto", "cpu", "cuda"))
         threads_ok = self.threads == "auto" or (isinstance(self.threads, int) and self.threads > 0)
         check(threads_ok, "trainer.threads", self.threads, "a positive integer or auto")
@@ -296,6 +306,8 @@ class Trainer:
         # Under torchrun, a last batch too small to give each rank a sample waits for the next
         # epoch's shuffle.
         end = n - n % batch_size if n % batch_size < parallel.world_size else n
+        if cfg.limit_batches is not None:  # the first limit_batches batches of each epoch
+            end = min(end, cfg.limit_batches * batch_size)
 
         if cfg.compile:  # compiled on the first forward pass; the state dict keeps its names
             model.compile()

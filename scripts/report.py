@@ -1,8 +1,13 @@
 """Summarise a sweep: one row per job, sorted by the monitored metric; seed groups aggregated.
 
 python scripts/report.py multirun/2026-11-22/10-00-00           # table, report.md, report.csv
-python scripts/report.py multirun/2026-11-22/10-00-00 --plot    # also val_loss.png, val_acc.png
+python scripts/report.py multirun/2026-11-22/10-00-00 --plot    # also loss_val.png, acc_val.png
 python scripts/report.py multirun/2026-11-22/10-00-00 --plot --tags loss/train,grad_norm/layer01
+
+Classifiers are ranked by their validation accuracy (final_val_acc) unless
+trainer.early_stopping.monitor names another measure than val_loss; other runs by the best
+value of the monitor. A warning says when the jobs' loss functions differ (their losses do not
+compare). fit_seconds is the time spent fitting.
 
 Works on a sweep that is still running, partly failed, or was killed.
 """
@@ -12,6 +17,12 @@ import sys
 from pathlib import Path
 
 from dlbasics.errors import UserError
+from dlbasics.sweeps.curves import (
+    DEFAULT_TAGS,
+    FILE_NAME_RULE,
+    plot_file_names,
+    plot_validation_curves,
+)
 from dlbasics.sweeps.report import build_report, render_report_text, write_report_files
 
 
@@ -25,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         "--tags",
         default=None,
         help="with --plot: the TensorBoard scalar tags to overlay, comma-separated "
-        "(default: loss/val,acc/val); one PNG each, e.g. loss_train.png",
+        f"(default: {','.join(DEFAULT_TAGS)}); {FILE_NAME_RULE}",
     )
     parser.add_argument(
         "--out", type=Path, help="where to write the report files (default: the sweep directory)"
@@ -37,9 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         print(render_report_text(report))
         written = write_report_files(report, out_dir)
         if args.plot:
-            from dlbasics.sweeps.curves import plot_file_names, plot_validation_curves
-
-            chosen = [tag.strip() for tag in (args.tags or "loss/val,acc/val").split(",")]
+            chosen = [tag.strip() for tag in (args.tags or ",".join(DEFAULT_TAGS)).split(",")]
             tags = plot_file_names([tag for tag in chosen if tag])
             plots = plot_validation_curves(report.jobs, report.labels(), out_dir, tags)
             if args.tags and not plots:

@@ -44,7 +44,9 @@ OTHER_RANKS = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging
 
 @task
 def train_one(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    return train(validate(cfg), run_dir)
+    # Its TensorBoard run, tb/<overrides>, is named as a sweep's jobs are (sweeps/job.py):
+    # `tensorboard --logdir outputs` tells runs apart by what they changed.
+    return train(validate(cfg), run_dir, name=HydraConfig.get().job.override_dirname)
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")

@@ -27,6 +27,19 @@ def test_default_run_trains_digits_mlp_to_97_percent_and_says_where(tmp_path):
     assert list((run_dir / "tb").glob("events.out.tfevents.*"))
 
 
+def test_debug_fast_checks_a_config_in_one_epoch_of_a_few_batches_without_checkpoints(tmp_path):
+    run_dir = tmp_path / "run"
+    result = run_cli(f"hydra.run.dir={run_dir}", "debug=fast")
+    assert result.returncode == 0, result.stderr
+    metrics = read_metrics(run_dir)
+    assert (metrics["epochs_run"], metrics["steps"]) == (1, 3)
+    assert metrics["test_acc"] is not None  # validated and tested as usual
+    assert not (run_dir / "checkpoints").exists()
+    assert "limit_batches=3 checkpoints=false" in result.stdout
+    # a run with overrides is a TensorBoard run named by them, as a sweep's jobs are
+    assert list((run_dir / "tb" / "debug=fast").glob("events.out.tfevents.*"))
+
+
 # Each kind of mistake, and the words its one line must hold. A process started for each costs
 # seconds (torch is imported to compose the config): those marked CLI are run as a user runs
 # them, one per way an error reaches the user (Hydra's composition, Hydra's override parser,
@@ -37,6 +50,7 @@ MISTAKES = [
     pytest.param(["model=mlpp"], ["model=mlpp", "mlp, perceptron"], marks=CLI),
     pytest.param(["optim.lr=-1"], ["optim.lr", "> 0"], marks=CLI),
     (["trainer.batch_size=0"], ["trainer.batch_size", ">= 1"]),
+    (["trainer.limit_batches=0"], ["trainer.limit_batches", ">= 1"]),
     (["reg.dropout=1.5"], ["reg.dropout", "[0, 1)"]),
     (["optim.lrr=0.1"], ["optim.lrr", "eps, lr, name"]),
     (["optim=sgd", "optim.momentum=0.5"], ["optim.momentum", "optim=momentum, nesterov"]),

@@ -206,7 +206,11 @@ def test_sigint_saves_the_run_flushes_tensorboard_and_exits_130(tmp_path):
     assert metrics["epochs_run"] >= 1
     last = load_checkpoint(tmp_path / "checkpoints" / "last.pt")
     assert (last["steps"], last["stop_reason"]) == (metrics["steps"], "interrupted")
-    events = EventAccumulator(str(tmp_path / "tb"))
+    # the run's TensorBoard run, named by its overrides
+    name = (
+        "trainer.checkpoint_every=1000,trainer.early_stopping.enabled=false,trainer.epochs=100000"
+    )
+    events = EventAccumulator(str(tmp_path / "tb" / name))
     events.Reload()
     assert len(events.Scalars("loss/train")) == metrics["epochs_run"]
     assert f"trainer.resume={tmp_path}" in stdout

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import CONFIGS, ROOT, make_config, read_metrics, run_cli, train_in_process
+from dlbasics.sweeps.curves import event_dir
 
 EXPERIMENTS = CONFIGS / "experiment"
 LESSONS = [
@@ -27,7 +28,8 @@ def lesson(run_dir, name, *overrides):
 
 
 def scalars(run_dir, tag):
-    events = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
+    # tb/ of a run trained in this process; tb/<overrides>/ of one the command line trained
+    events = EventAccumulator(str(event_dir(run_dir)), size_guidance={"scalars": 0})
     events.Reload()
     return [event.value for event in events.Scalars(tag)]
 

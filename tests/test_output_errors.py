@@ -9,6 +9,7 @@ import pytest
 from conftest import run_cli
 from dlbasics.errors import OutputError
 from dlbasics.preflight import check_free_space
+from dlbasics.sweeps.curves import event_dir
 
 
 def test_an_unwritable_run_directory_is_reported_before_training(tmp_path):
@@ -45,6 +46,6 @@ def test_a_full_disk_during_training_stops_the_run_and_keeps_what_was_written(tm
     assert result.stderr.startswith(f"error: could not write {tmp_path / 'checkpoints'}/last.pt")
     assert "File too large" in result.stderr and "no partial file is left" in result.stderr
     assert result.stdout.count("epoch ") == 1  # stopped as soon as the first write failed
-    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    assert list(event_dir(tmp_path).glob("events.out.tfevents.*"))  # tb/<overrides>/
     assert (tmp_path / "train.log").read_text()
     assert not list((tmp_path / "checkpoints").iterdir())

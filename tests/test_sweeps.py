@@ -19,9 +19,11 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 from conftest import CONFIGS, ROOT, TRAIN_SCRIPT, read_metrics, run_cli
 from dlbasics.errors import ConfigError
 from dlbasics.sweeps.callback import grid_jobs
+from dlbasics.sweeps.curves import plot_file_names
+from dlbasics.sweeps.overrides import job_values, swept_keys
 from dlbasics.sweeps.record import read_record
 from dlbasics.sweeps.report import build_report, write_report_files
-from dlbasics.sweeps.results import JobResult, sort_by_monitor
+from dlbasics.sweeps.results import JobResult, choose_ranking, rank_jobs
 from dlbasics.sweeps.resume import resume_argv
 
 # 8 jobs: data × loss × seed. loss=bce on iris (three classes) fails by design, twice.
@@ -89,20 +91,70 @@ def test_tensorboard_over_the_sweep_root_compares_every_job_with_its_hparams(swe
     runs = EventMultiplexer().AddRunsFromDirectory(str(sweep_dir))  # what `tensorboard` does
     runs.Reload()
     completed = {name for name in job_dirs(sweep_dir) if name not in FAILING_BY_DESIGN}
-    assert set(runs.Runs()) == {f"{name}/tb" for name in completed}
+    # Each run named by its job's overrides (Hydra's override_dirname: sorted, comma-joined)
+    names = {name: ",".join(sorted(read_record(sweep_dir / name).overrides)) for name in completed}
+    assert set(runs.Runs()) == {f"{name}/tb/{names[name]}" for name in completed}
+    assert names["0"] == "data=xor,loss=auto,seed=0,trainer.epochs=4"
     for name in completed:
         overrides = dict(line.split("=") for line in read_record(sweep_dir / name).overrides)
-        run = f"{name}/tb"
+        run = f"{name}/tb/{names[name]}"
         assert [event.step for event in runs.Scalars(run, "loss/val")] == [1, 2, 3, 4]
         test_acc = read_metrics(sweep_dir / name)["test_acc"]
         assert runs.Scalars(run, "final/test_acc")[0].value == pytest.approx(test_acc, rel=1e-5)
         content = runs.PluginRunToTagToContent("hparams")[run]
+        # No experiment summary: TensorBoard then puts the columns whose values differ first.
+        assert set(content) == {"_hparams_/session_start_info", "_hparams_/session_end_info"}
         hparams = plugin_data_pb2.HParamsPluginData.FromString(
             content["_hparams_/session_start_info"]
         ).session_start_info.hparams
         assert hparams["data.name"].string_value == overrides["data"]
         assert hparams["loss.name"].string_value == overrides["loss"]
         assert hparams["seed"].number_value == int(overrides["seed"])
+        assert hparams["model.name"].string_value == "mlp"
+        assert hparams["optim.lr"].number_value == pytest.approx(0.001)
+        assert hparams["trainer.early_stopping.enabled"].WhichOneof("kind") == "bool_value"
+        assert not any(key.startswith(("diag.", "logger.")) for key in hparams)
+
+
+def test_tensorboards_hparams_tab_shows_the_swept_keys_first(sweep):
+    """What TensorBoard's HParams plugin makes of the sweep's runs, through its own backend."""
+    from tensorboard import context
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+    from tensorboard.plugins import base_plugin
+    from tensorboard.plugins.hparams import api_pb2, backend_context
+
+    sweep_dir, _ = sweep
+    runs = plugin_event_multiplexer.EventMultiplexer()
+    runs.AddRunsFromDirectory(str(sweep_dir))
+    runs.Reload()
+    provider = data_provider.MultiplexerDataProvider(runs, str(sweep_dir))
+    tb = base_plugin.TBContext(logdir=str(sweep_dir), data_provider=provider, multiplexer=runs)
+    plugin, request = backend_context.Context(tb), context.RequestContext()
+    experiment = plugin.experiment_from_metadata(
+        request,
+        "",
+        True,
+        plugin.hparams_metadata(request, ""),
+        plugin.hparams_from_data_provider(request, "", None),
+        hparams_limit=5,  # the columns it shows at first
+    )
+    shown = {info.name: info for info in experiment.hparam_infos}
+    # seed=0,1 sets data.seed and trainer.seed too: they differ as well
+    assert list(shown) == ["data.name", "data.seed", "loss.name", "seed", "trainer.seed"]
+    assert all(info.differs for info in shown.values())
+    assert shown["seed"].type == api_pb2.DATA_TYPE_FLOAT64
+    metrics = {info.name.tag for info in experiment.metric_infos}
+    assert {"final/test_acc", "final/test_loss", "loss/val"} <= metrics
+
+
+def test_each_jobs_first_line_names_every_swept_key(sweep):
+    _, result = sweep
+    lines = result.stdout.splitlines()
+    # The line after Hydra's own (which lists every override of the job) is the job's first.
+    firsts = [lines[i + 1] for i, line in enumerate(lines) if "[HYDRA] \t#" in line]
+    assert firsts[0] == "job 0: data=xor loss=auto seed=0"  # not trainer.epochs: not swept
+    assert firsts[7] == "job 7: data=iris loss=bce seed=1"
+    assert len(firsts) == 8
 
 
 def test_report_rows_sorted_by_the_monitor_with_failures_and_seed_groups(sweep, tmp_path):
@@ -112,13 +164,18 @@ def test_report_rows_sorted_by_the_monitor_with_failures_and_seed_groups(sweep, 
         rows = list(csv.DictReader(file))
     assert len(rows) == 8
     assert [row["status"] for row in rows] == ["completed"] * 6 + ["failed"] * 2
-    best = [float(row["best_val_loss"]) for row in rows[:6]]
-    assert best == sorted(best)
+    # Classifiers monitored by val_loss rank by validation accuracy, best first: the losses
+    # of bce and cross-entropy jobs do not compare.
+    ranked = [float(row["final_val_acc"]) for row in rows[:6]]
+    assert ranked == sorted(ranked, reverse=True)
     for row in rows[:6]:
         metrics = read_metrics(sweep_dir / row["job"])
+        assert float(row["final_val_acc"]) == pytest.approx(metrics["final_val_acc"])
         assert float(row["best_val_loss"]) == pytest.approx(metrics["best_monitor"])
         assert int(row["epochs"]) == metrics["epochs_run"]
         assert row["stop_reason"] == metrics["stop_reason"]
+        assert float(row["fit_seconds"]) == pytest.approx(metrics["fit_seconds"])
+    assert {row["loss_function"] for row in rows[:6]} == {"bce", "cross_entropy"}
     failed = rows[6:]
     assert {(row["data"], row["loss"]) for row in failed} == {("iris", "bce")}
     assert all("binary task" in row["error"] for row in failed)
@@ -133,6 +190,8 @@ def test_report_rows_sorted_by_the_monitor_with_failures_and_seed_groups(sweep, 
     markdown = (tmp_path / "report.md").read_text()
     assert "| 6 | iris | bce | 0 | failed |" in markdown
     assert "mean ± std" in markdown
+    assert "sorted by final_val_acc" in markdown
+    assert "warning: the jobs train with different loss functions (bce, cross_entropy)" in markdown
 
 
 def test_report_script_prints_the_table_and_plots_the_validation_curves(sweep, tmp_path):
@@ -147,18 +206,32 @@ def test_report_script_prints_the_table_and_plots_the_validation_curves(sweep, t
     assert result.returncode == 0, result.stderr
     assert "8 jobs: 6 completed, 2 failed" in result.stdout
     assert "seed groups (mean ± std over seeds)" in result.stdout
-    for name in ("report.md", "report.csv", "val_loss.png", "val_acc.png"):
+    assert "warning: the jobs train with different loss functions" in result.stdout
+    for name in ("report.md", "report.csv", "loss_val.png", "acc_val.png"):
         assert (tmp_path / name).is_file(), name
-    assert (tmp_path / "val_loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "loss_val.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_plotted_tag_is_named_by_one_rule():
+    tags = ["loss/val", "acc/val", "loss/train", "grad_norm/layer01", "lr"]
+    assert plot_file_names(tags) == {
+        "loss/val": "loss_val.png",
+        "acc/val": "acc_val.png",
+        "loss/train": "loss_train.png",
+        "grad_norm/layer01": "grad_norm_layer01.png",
+        "lr": "lr.png",
+    }
 
 
 def test_report_ranks_accuracy_monitors_highest_first_and_unfinished_jobs_last():
     def job(name: str, best: float | None, status: str = "completed") -> JobResult:
-        metrics = {} if best is None else {"best_monitor": best}
+        metrics = {} if best is None else {"best_monitor": best, "task": "multiclass"}
         return JobResult(name, Path(name), {}, status, metrics, "val_acc", "max", None, None)
 
     jobs = [job("0", 0.8), job("1", None, "failed"), job("2", 0.9), job("3", None, "running")]
-    assert [job.name for job in sort_by_monitor(jobs + [job("4", 0.85)])] == [
+    ranking = choose_ranking(jobs)
+    assert (ranking.column, ranking.mode) == ("best_val_acc", "max")
+    assert [job.name for job in rank_jobs(jobs + [job("4", 0.85)], ranking)] == [
         "2",
         "4",
         "0",
@@ -313,8 +386,11 @@ def test_resume_skips_completed_jobs_and_reruns_the_others(tmp_path, stop):
     assert statuses(sweep_dir) == {"0": "completed", "1": "completed", "2": "completed"}
     assert read_metrics(sweep_dir / "1")["epochs_run"] == 4000
     # The stopped attempt's event files are gone: those left are one process' (…<pid>.<n>).
-    files = list((sweep_dir / "1/tb").glob("events.out.tfevents.*"))
+    files = list((sweep_dir / "1/tb").rglob("events.out.tfevents.*"))
     assert files and len({path.name.split(".")[-2] for path in files}) == 1
+    job_1 = ",".join(sorted(read_record(sweep_dir / "1").overrides))
+    assert {path.parent.name for path in files} == {job_1}  # tb/<its overrides>
+    assert "trainer.epochs=4000" in job_1
 
 
 @pytest.mark.parametrize(
@@ -374,4 +450,25 @@ def test_the_grid_jobs_are_the_presets_sweep_overridden_by_the_command_line():
         ["act=tanh", "data=and", "seed=1"],
         ["act=tanh", "data=or", "seed=0"],
         ["act=tanh", "data=or", "seed=1"],
+    ]
+
+
+def test_a_regression_sweep_ranks_by_its_monitor_lowest_first():
+    def job(name: str, val_loss: float) -> JobResult:
+        metrics = {"best_monitor": val_loss, "task": "regression", "loss": "mse"}
+        return JobResult(name, Path(name), {}, "completed", metrics, "val_loss", "min", 1.0, None)
+
+    jobs = [job("0", 0.3), job("1", 0.1), job("2", 0.2)]
+    ranking = choose_ranking(jobs)
+    assert (ranking.column, ranking.mode) == ("best_val_loss", "min")
+    assert [job.name for job in rank_jobs(jobs, ranking)] == ["1", "2", "0"]
+
+
+def test_the_swept_keys_are_those_given_several_values_on_the_command_line_or_the_preset():
+    task = ["act=tanh", "seed=0,1", "data=xor", "optim.lr=range(1,3)"]
+    assert swept_keys(task, {"act": "relu,sigmoid", "model": "mlp"}) == ["seed", "optim.lr"]
+    assert swept_keys([], {"optim.lr": "tag(log, interval(0.0001, 0.3))"}) == ["optim.lr"]
+    assert job_values(["data=xor", "+seed=1", "act=tanh"], ["act", "seed"]) == [
+        "act=tanh",
+        "seed=1",
     ]

@@ -5,10 +5,11 @@ import time
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tensorboard.plugins.hparams import plugin_data_pb2
+from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
 
-from conftest import train_in_process
-from dlbasics.loggers import FLUSH_SECONDS, TensorBoardLogger
+from conftest import make_config, train_in_process
+from dlbasics.loggers import FLUSH_SECONDS, MAX_NAME_BYTES, TensorBoardLogger, run_name
+from dlbasics.run import hparams, train
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -94,20 +95,51 @@ def test_hparams_carry_the_config_and_final_metrics(tmp_path):
     events = _events(tmp_path)
     assert "loss/train" in events.Tags()["scalars"]
     content = events.PluginTagToContent("hparams")
+    # A session's start and end, and no experiment summary: with one, TensorBoard would show
+    # the first five keys by name (act.name, act.negative_slope, data.name, …) whatever varies.
+    assert set(content) == {"_hparams_/session_start_info", "_hparams_/session_end_info"}
     session = plugin_data_pb2.HParamsPluginData.FromString(
         content["_hparams_/session_start_info"]
     ).session_start_info
-    assert session.hparams["optim.name"].string_value == "momentum"
-    assert abs(session.hparams["optim.lr"].number_value - 0.02) < 1e-9
-    assert session.hparams["model.hidden"].string_value == "[128, 64]"
-    experiment = plugin_data_pb2.HParamsPluginData.FromString(
-        content["_hparams_/experiment"]
-    ).experiment
-    metric_tags = {m.name.tag for m in experiment.metric_infos}
-    assert {"final/test_acc", "final/test_loss", "final/best_val_loss"} <= metric_tags
-    assert "_hparams_/session_end_info" in content
+    hparams = session.hparams
+    assert hparams["model.name"].string_value == "mlp"
+    assert hparams["optim.name"].string_value == "momentum"
+    assert abs(hparams["optim.lr"].number_value - 0.02) < 1e-9
+    assert hparams["model.hidden"].string_value == "[128, 64]"
+    assert hparams["data.standardize"].WhichOneof("kind") == "bool_value"
+    assert hparams["trainer.early_stopping.enabled"].bool_value is True
+    # the chosen components' keys, not how the run was carried out or watched
+    assert not any(key.startswith(("logger.", "diag.", "trainer.threads")) for key in hparams)
+    end = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_end_info"])
+    assert end.session_end_info.status == api_pb2.STATUS_SUCCESS
     # the metrics' values, which the HParams tab reads from the run's scalars
     assert events.Scalars("final/test_acc")[-1].value == pytest.approx(metrics["test_acc"])
+
+
+def test_hparams_put_the_swept_keys_first_and_leave_out_what_the_model_ignores():
+    mlp = hparams(make_config("act=tanh", "optim.lr=0.01"), first=["optim.lr", "act"])
+    assert list(mlp)[:2] == ["optim.lr", "act.name"]  # a swept group is its name's column
+    assert {"model.name", "data.name", "reg.l2", "seed"} <= set(mlp)
+    perceptron = hparams(make_config("model=perceptron", "data=or", "optim=sgd"))
+    assert not any(key.startswith(("act", "reg.")) for key in perceptron)
+
+
+def test_a_run_named_by_its_overrides_writes_its_events_under_that_name(tmp_path):
+    train(make_config("data=xor", "trainer.epochs=1"), tmp_path, progress=False, name="a=1,b=x")
+    assert [p.name for p in (tmp_path / "tb").iterdir()] == ["a=1,b=x"]
+    events = EventAccumulator(str(tmp_path / "tb" / "a=1,b=x"))
+    events.Reload()
+    assert "loss/train" in events.Tags()["scalars"]
+
+
+def test_run_names_are_single_directory_names_of_bounded_length():
+    assert run_name("act=tanh,model=dnn") == "act=tanh,model=dnn"
+    assert run_name("data.path=data/x.csv") == "data.path=data_x.csv"  # no sub-directory
+    long = ",".join(f"model.hidden=[{n}]" for n in range(40))
+    other = long[:-3] + "99]"
+    assert len(run_name(long).encode()) <= MAX_NAME_BYTES
+    assert run_name(long) != run_name(other)  # cut, yet still two names
+    assert run_name(long).startswith("model.hidden=[0],model.hidden=[1]")
 
 
 def test_l2_penalty_is_logged(tmp_path):

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from hydra import compose
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
@@ -22,6 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 from dlbasics.cli import USER_ERROR, describe_hydra_error
 from dlbasics.config import validate
 from dlbasics.errors import UserError
+from dlbasics.sweeps.overrides import sweep_overrides
 from dlbasics.sweeps.record import COMPLETED, JOB_FILE, read_record
 
 SOME_FAILED = 1
@@ -60,10 +60,7 @@ def grid_jobs(task: list[str], params: Any) -> list[list[str]]:
     """The override lists of a grid sweep's jobs, in Hydra's order: the preset's sweep
     (``hydra.sweeper.params``), overridden key by key by the command line, then every
     combination of the swept values."""
-    lines = [f"{key}={value}" for key, value in (params or {}).items()]
-    by_key = {}
-    for override in OverridesParser.create().parse_overrides([*lines, *task]):
-        by_key[override.get_key_element()] = override  # the command line's wins
+    by_key = sweep_overrides(task, params)
     values = [
         [f"{key}={value}" for value in override.sweep_string_iterator()]
         if override.is_sweep_override()

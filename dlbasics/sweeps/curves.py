@@ -6,14 +6,29 @@ from pathlib import Path
 from dlbasics.errors import UserError
 from dlbasics.sweeps.results import JobResult
 
-# TensorBoard tag → file name of its plot.
-VALIDATION_TAGS = {"loss/val": "val_loss.png", "acc/val": "val_acc.png"}
+DEFAULT_TAGS = ("loss/val", "acc/val")  # what --plot draws without --tags
+# The one rule for a plot's file name, which --help states: the tag, each / turned to _.
+FILE_NAME_RULE = "each tag's PNG is named after it, / turned to _ (loss/val → loss_val.png)"
+
+
+def plot_file_name(tag: str) -> str:
+    """The PNG of one tag: loss/val → loss_val.png, grad_norm/layer01 → grad_norm_layer01.png."""
+    return tag.replace("/", "_") + ".png"
 
 
 def plot_file_names(tags: list[str]) -> dict[str, str]:
-    """Tag → PNG name: val_loss.png, val_acc.png as before; others with / turned to _
-    (grad_norm/layer01 → grad_norm_layer01.png)."""
-    return {tag: VALIDATION_TAGS.get(tag, tag.replace("/", "_") + ".png") for tag in tags}
+    """Tag → PNG name, by plot_file_name."""
+    return {tag: plot_file_name(tag) for tag in tags}
+
+
+def event_dir(run_dir: Path) -> Path | None:
+    """Where a run's event files are: ``tb/<overrides>/`` (a run named by its overrides, as
+    train.py and a sweep's jobs write them) or ``tb/`` itself; None without any."""
+    tb = run_dir / "tb"
+    if not tb.is_dir():
+        return None
+    found = sorted({path.parent for path in tb.rglob("events.out.tfevents.*")})
+    return found[0] if found else None
 
 
 def read_curve(tb_dir: Path, tag: str) -> list[tuple[int, float]]:
@@ -31,7 +46,7 @@ def plot_validation_curves(
     jobs: list[JobResult],
     labels: dict[str, str],
     out_dir: Path,
-    tags: dict[str, str] = VALIDATION_TAGS,
+    tags: dict[str, str] | None = None,
 ) -> dict[Path, int]:
     """One PNG per tag (``tags``: tag → file name), one line per job that logged it
     (``labels``: job name → legend text). Returns each written file with the number of
@@ -46,12 +61,15 @@ def plot_validation_curves(
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
+    if tags is None:
+        tags = plot_file_names(list(DEFAULT_TAGS))
+    event_dirs = {job.name: event_dir(job.run_dir) for job in jobs}
     written = {}
     for tag, file_name in tags.items():
         curves = {
-            job.name: read_curve(job.run_dir / "tb", tag)
-            for job in jobs
-            if (job.run_dir / "tb").is_dir()
+            name: read_curve(directory, tag)
+            for name, directory in event_dirs.items()
+            if directory is not None
         }
         curves = {name: points for name, points in curves.items() if points}
         if not curves:

@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 from dlbasics.config import validate
 from dlbasics.errors import UserError
 from dlbasics.run import train
+from dlbasics.sweeps.overrides import job_values, sweep_task, swept_keys
 from dlbasics.sweeps.record import (
     COMPLETED,
     FAILED,
@@ -39,7 +40,7 @@ log = logging.getLogger("dlbasics")
 
 RESUME_ENV = "DLBASICS_RESUME"  # "1" in every job of a sweep run with --resume (resume.py)
 # What an earlier attempt of this job may have left behind. Removed before the job runs again:
-# two event files in one tb/ would show as one tangled run in TensorBoard.
+# two event files in one tb/<overrides>/ would show as one tangled run in TensorBoard.
 PREVIOUS_ATTEMPT = ("tb", "checkpoints", "metrics.json")
 FINISHED = ("max_epochs", "early_stopping")  # stop reasons of a run that went to its end
 RAISING_SWEEPERS = ("hydra_plugins.hydra_optuna_sweeper.",)  # see the module's docstring
@@ -61,12 +62,16 @@ def run_sweep_job(cfg: DictConfig, run_dir: Path) -> float:
             log.info(f"{name}: completed in an earlier run of this sweep, skipped")
             return reused
 
+    swept = swept_keys(sweep_task(Path(hydra.sweep.dir)), hydra.sweeper.get("params"))
+    # The job's first line on the console: its values of what the sweep varies.
+    shown = job_values(overrides, swept) or overrides
+    log.info(f"job {hydra.job.num}: {' '.join(shown) or 'no overrides'}")
     _remove_previous_attempt(run_dir)
     started = time.time()
     record = new_record(overrides, hydra.job.num, started)
     write_record(run_dir, record)
     try:
-        metrics = _train(cfg, run_dir)
+        metrics = _train(cfg, run_dir, hydra.job.override_dirname, swept)
     except KeyboardInterrupt:
         _stop_sweep(run_dir, record, started, name, "interrupted (SIGINT)", "SIGINT")
     except UserError as error:
@@ -86,8 +91,9 @@ def run_sweep_job(cfg: DictConfig, run_dir: Path) -> float:
     return math.nan if best is None else best
 
 
-def _train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    return train(validate(cfg), run_dir, progress=False)  # one line per job, not one per epoch
+def _train(cfg: DictConfig, run_dir: Path, name: str, swept: list[str]) -> dict[str, Any]:
+    """One line per job, not one per epoch; its TensorBoard run named by its overrides."""
+    return train(validate(cfg), run_dir, progress=False, name=name, swept=swept)
 
 
 def _completed_result(run_dir: Path, overrides: list[str]) -> float | None:

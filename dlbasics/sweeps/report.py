@@ -10,10 +10,13 @@ from dlbasics.sweeps.record import COMPLETED
 from dlbasics.sweeps.results import (
     SEED_KEYS,
     JobResult,
+    Ranking,
     SeedGroup,
+    choose_ranking,
     collect_jobs,
     group_by_seed,
-    sort_by_monitor,
+    loss_functions,
+    rank_jobs,
     varying_keys,
 )
 from dlbasics.sweeps.tables import (
@@ -29,11 +32,12 @@ from dlbasics.sweeps.tables import (
 @dataclass
 class SweepReport:
     sweep_dir: Path
-    jobs: list[JobResult]  # sorted by the monitored metric, best first
+    jobs: list[JobResult]  # sorted by the ranking, best first
     groups: list[SeedGroup]  # empty when no job overrides a seed
     keys: list[str]  # the override keys that differ between jobs: the table's columns
-    monitor: str
-    mode: str
+    monitor: str  # trainer.early_stopping.monitor
+    ranking: Ranking  # what the jobs are sorted by
+    losses: list[str]  # the loss functions of the completed jobs
 
     @property
     def summary(self) -> list[str]:
@@ -47,16 +51,28 @@ class SweepReport:
         }
         if common:
             lines.append("common overrides: " + " ".join(f"{k}={v}" for k, v in common.items()))
-        better = "lower" if self.mode == "min" else "higher"
-        lines.append(f"sorted by best {self.monitor} ({better} is better)")
+        better = "lower" if self.ranking.mode == "min" else "higher"
+        lines.append(f"sorted by {self.ranking.column}: {self.ranking.why} ({better} is better)")
+        if self.warning:
+            lines.append(self.warning)
         return lines
 
+    @property
+    def warning(self) -> str | None:
+        """A line when the jobs' losses do not compare: different loss functions."""
+        if len(self.losses) < 2:
+            return None
+        return (
+            f"warning: the jobs train with different loss functions ({', '.join(self.losses)}): "
+            "their losses (test_loss, val_loss) do not compare with one another"
+        )
+
     def job_rows(self) -> list[dict]:
-        return job_rows(self.jobs, self.keys, self.monitor)
+        return job_rows(self.jobs, self.keys, self.ranking, self.monitor)
 
     def group_rows(self) -> list[dict]:
         keys = [key for key in self.keys if key not in SEED_KEYS]
-        return group_rows(self.groups, keys, self.monitor)
+        return group_rows(self.groups, keys, self.ranking, self.monitor)
 
     def labels(self) -> dict[str, str]:
         """Legend text per job: its values of the varying overrides."""
@@ -75,15 +91,16 @@ def build_report(sweep_dir: Path) -> SweepReport:
             f"{sweep_dir} holds no jobs (no */.hydra/overrides.yaml below it); give the "
             "directory of a sweep, e.g. multirun/<date>/<time>."
         )
-    jobs = sort_by_monitor(jobs)
+    ranking = choose_ranking(jobs)
     reference = next((job for job in jobs if job.status == COMPLETED), jobs[0])
     return SweepReport(
         sweep_dir=sweep_dir,
-        jobs=jobs,
-        groups=group_by_seed(jobs),
+        jobs=rank_jobs(jobs, ranking),
+        groups=group_by_seed(jobs, ranking),
         keys=varying_keys(jobs),
         monitor=reference.monitor,
-        mode=reference.mode,
+        ranking=ranking,
+        losses=loss_functions(jobs),
     )
 
 

@@ -21,6 +21,7 @@ from dlbasics.sweeps.record import COMPLETED, FAILED, UNFINISHED, live_status, r
 from dlbasics.trainer import EarlyStoppingConfig
 
 SEED_KEYS = ("seed", "data.seed", "trainer.seed")  # overrides that only change the seed
+DEFAULT_MONITOR = EarlyStoppingConfig().monitor  # val_loss
 
 
 @dataclass
@@ -32,13 +33,51 @@ class JobResult:
     metrics: dict[str, Any]  # metrics.json; empty until the job has finished training
     monitor: str  # trainer.early_stopping.monitor
     mode: str  # min | max: which way the monitored metric improves
-    seconds: float | None  # wall time of the job
+    seconds: float | None  # wall time of the job, imports and all (job.json)
     error: str | None
 
     @property
     def best(self) -> float | None:
-        """Best value of the monitored metric: what the report sorts by, and Optuna optimises."""
+        """Best value of the monitored metric: what Optuna optimises."""
         return self.metrics.get("best_monitor")
+
+    @property
+    def fit_seconds(self) -> float | None:
+        """Time spent fitting the model (metrics.json): what compares between jobs."""
+        return self.metrics.get("fit_seconds")
+
+
+@dataclass
+class Ranking:
+    """What a sweep's jobs are ranked by: a metrics.json key, shown as ``column``."""
+
+    column: str  # final_val_acc, best_val_loss, best_val_pll, …
+    key: str  # its metrics.json key
+    mode: str  # min | max: which way is better
+    why: str  # a few words on what it is, for the report's summary
+
+    def value(self, job: JobResult) -> float | None:
+        value = job.metrics.get(self.key)
+        return value if _is_number(value) else None
+
+
+def choose_ranking(jobs: list[JobResult]) -> Ranking:
+    """The monitored metric of the sweep (its first completed job's), except for classifiers
+    monitored by the default val_loss: they rank by validation accuracy, which compares
+    across loss functions where losses do not (cross-entropy against MSE)."""
+    reference = next((job for job in jobs if job.status == COMPLETED), jobs[0])
+    classifiers = any(job.metrics.get("task") not in (None, "regression") for job in jobs)
+    if reference.monitor == DEFAULT_MONITOR and classifiers:
+        why = "validation accuracy of the weights each run ends with"
+        return Ranking("final_val_acc", "final_val_acc", "max", why)
+    why = f"best trainer.early_stopping.monitor={reference.monitor}"
+    return Ranking(f"best_{reference.monitor}", "best_monitor", reference.mode, why)
+
+
+def loss_functions(jobs: list[JobResult]) -> list[str]:
+    """The loss functions the sweep's completed jobs trained with (loss=auto resolved)."""
+    found = {job.metrics.get("loss") for job in jobs if job.status == COMPLETED}
+    return sorted(loss for loss in found if loss)
 
 
 @dataclass
@@ -49,12 +88,8 @@ class SeedGroup:
     jobs: list[JobResult] = field(default_factory=list)
 
     def values(self, key: str) -> list[float]:
-        """``key`` of metrics.json over the group's completed jobs (``seconds``: wall time)."""
-        found = [
-            job.seconds if key == "seconds" else job.metrics.get(key)
-            for job in self.jobs
-            if job.status == COMPLETED
-        ]
+        """``key`` of metrics.json over the group's completed jobs."""
+        found = [job.metrics.get(key) for job in self.jobs if job.status == COMPLETED]
         return [value for value in found if value is not None]
 
     def mean_std(self, key: str) -> tuple[float | None, float | None]:
@@ -107,32 +142,27 @@ def read_job(run_dir: Path, name: str) -> JobResult | None:
     )
 
 
-def sort_by_monitor(jobs: list[JobResult]) -> list[JobResult]:
-    """Completed jobs best first (by the first completed job's monitor and mode), then the
-    others in job order."""
-    completed = [job for job in jobs if job.status == COMPLETED and _is_number(job.best)]
-    others = [job for job in jobs if job not in completed]
-    if completed:
-        sign = 1 if completed[0].mode == "min" else -1
-        completed.sort(key=lambda job: sign * job.best)
-    return completed + others
+def rank_jobs(jobs: list[JobResult], ranking: Ranking) -> list[JobResult]:
+    """Completed jobs best first by ``ranking``, then the others in job order."""
+    ranked = [job for job in jobs if job.status == COMPLETED and ranking.value(job) is not None]
+    others = [job for job in jobs if job not in ranked]
+    sign = 1 if ranking.mode == "min" else -1
+    return sorted(ranked, key=lambda job: sign * ranking.value(job)) + others
 
 
-def group_by_seed(jobs: list[JobResult]) -> list[SeedGroup]:
-    """Jobs grouped by their overrides less the seed, best mean first; empty when no job
-    overrides a seed."""
+def group_by_seed(jobs: list[JobResult], ranking: Ranking) -> list[SeedGroup]:
+    """Jobs grouped by their overrides less the seed, best mean first by ``ranking``; empty
+    when no job overrides a seed."""
     if not any(key in job.overrides for job in jobs for key in SEED_KEYS):
         return []
     groups: dict[tuple, SeedGroup] = {}
     for job in jobs:
         rest = {k: v for k, v in job.overrides.items() if k not in SEED_KEYS}
         groups.setdefault(tuple(sorted(rest.items())), SeedGroup(rest)).jobs.append(job)
-    ranked = [group for group in groups.values() if group.values("best_monitor")]
+    ranked = [group for group in groups.values() if group.values(ranking.key)]
     others = [group for group in groups.values() if group not in ranked]
-    if ranked:
-        first = next(job for group in ranked for job in group.jobs if job.status == COMPLETED)
-        sign = 1 if first.mode == "min" else -1
-        ranked.sort(key=lambda group: sign * group.mean_std("best_monitor")[0])
+    sign = 1 if ranking.mode == "min" else -1
+    ranked.sort(key=lambda group: sign * group.mean_std(ranking.key)[0])
     return ranked + others
 
 

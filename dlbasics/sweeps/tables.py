@@ -6,41 +6,51 @@ from pathlib import Path
 from typing import Any
 
 from dlbasics.sweeps.record import COMPLETED
-from dlbasics.sweeps.results import JobResult, SeedGroup
+from dlbasics.sweeps.results import JobResult, Ranking, SeedGroup
 
-# metrics.json keys shown for every job, after the overrides and the status.
+# metrics.json keys shown for every job, after the overrides, the status and the ranking's.
 JOB_METRICS = ("test_acc", "test_loss")
-GROUP_METRICS = ("test_acc", "test_loss", "best_monitor", "epochs_run", "seconds")
+# metrics.json keys averaged over a seed group's jobs, after the ranking's; fit_seconds: the
+# time spent fitting, which compares between jobs (not the process's, imports and all).
+GROUP_METRICS = ("test_acc", "test_loss", "best_monitor", "epochs_run", "fit_seconds")
+SHOWN_AS = {"epochs_run": "epochs"}  # metrics.json key → column
 
 
-def job_rows(jobs: list[JobResult], keys: list[str], monitor: str) -> list[dict[str, Any]]:
-    """One row per job: its value for each override key, status, final metrics, and the best
-    value of the monitored metric."""
+def job_rows(
+    jobs: list[JobResult], keys: list[str], ranking: Ranking, monitor: str
+) -> list[dict[str, Any]]:
+    """One row per job: its value for each override key, status, what the jobs are ranked by,
+    final metrics, the best value of the monitored metric and the time spent fitting."""
     rows = []
     for job in jobs:
         row: dict[str, Any] = {"job": job.name}
         row.update({key: job.overrides.get(key, "") for key in keys})
         row["status"] = job.status
+        row[ranking.column] = ranking.value(job)
         row.update({key: job.metrics.get(key) for key in JOB_METRICS})
         row[f"best_{monitor}"] = job.best
         row["best_epoch"] = job.metrics.get("best_epoch")
         row["epochs"] = job.metrics.get("epochs_run")
         row["stop_reason"] = job.metrics.get("stop_reason")
-        row["seconds"] = job.seconds
+        row["loss_function"] = job.metrics.get("loss")  # (loss=auto resolved)
+        row["fit_seconds"] = job.fit_seconds
         row["error"] = job.error
         rows.append(row)
     return rows
 
 
-def group_rows(groups: list[SeedGroup], keys: list[str], monitor: str) -> list[dict[str, Any]]:
+def group_rows(
+    groups: list[SeedGroup], keys: list[str], ranking: Ranking, monitor: str
+) -> list[dict[str, Any]]:
     """One row per seed group: mean and standard deviation of each metric over its seeds."""
     rows = []
+    shown = {**SHOWN_AS, "best_monitor": f"best_{monitor}", ranking.key: ranking.column}
     for group in groups:
         row: dict[str, Any] = {key: group.overrides.get(key, "") for key in keys}
         completed = sum(job.status == COMPLETED for job in group.jobs)
         row["completed"] = f"{completed}/{len(group.jobs)}"
-        for key in GROUP_METRICS:
-            name = {"best_monitor": f"best_{monitor}", "epochs_run": "epochs"}.get(key, key)
+        for key in dict.fromkeys([ranking.key, *GROUP_METRICS]):
+            name = shown.get(key, key)
             row[f"{name}_mean"], row[f"{name}_std"] = group.mean_std(key)
         rows.append(row)
     return rows
