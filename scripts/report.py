@@ -1,8 +1,8 @@
 """Summarise a sweep: one row per job, sorted by the monitored metric; seed groups aggregated.
 
-python scripts/report.py multirun/2026-11-22/10-00-00           # table, report.md, report.csv
-python scripts/report.py multirun/2026-11-22/10-00-00 --plot    # also loss_val.png, acc_val.png
-python scripts/report.py multirun/2026-11-22/10-00-00 --plot --tags loss/train,grad_norm/layer01
+.venv/bin/python scripts/report.py multirun/latest     # the newest sweep: report.md, report.csv
+.venv/bin/python scripts/report.py multirun/2026-11-22/10-00-00 --plot  # and curves (PNG)
+.venv/bin/python scripts/report.py multirun/latest --plot --tags loss/train,grad_norm/layer01
 
 Classifiers are ranked by their validation accuracy (final_val_acc) unless
 trainer.early_stopping.monitor names another measure than val_loss; other runs by the best
@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from dlbasics.errors import UserError
+from dlbasics.latest import SWEEP, resolve_latest
 from dlbasics.sweeps.curves import (
     DEFAULT_TAGS,
     FILE_NAME_RULE,
@@ -42,8 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, help="where to write the report files (default: the sweep directory)"
     )
     args = parser.parse_args(argv)
-    out_dir = args.out or args.sweep_dir
     try:
+        args.sweep_dir = resolve_latest(args.sweep_dir, SWEEP, "sweep")
+        out_dir = args.out or args.sweep_dir
         report = build_report(args.sweep_dir)
         print(render_report_text(report))
         written = write_report_files(report, out_dir)

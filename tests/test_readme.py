@@ -47,19 +47,16 @@ QUICK_COMMANDS = [
 ]
 QUICK_PYTHON = [text for language, text in fenced_blocks(QUICK_START) if language == "python"]
 
-# What the other half of issue 22 adds; until it is merged, the commands using it fail.
-PART_1 = ("scripts/predict.py", "scripts/evaluate.py", "/latest", "dlbasics.load", "debug=")
-NEEDS_PART_1 = pytest.mark.xfail(
-    strict=False, reason="needs issue 22 part 1: predict.py, dlbasics.load, latest, debug=fast"
-)
+# The commands that use the model the quick start trained.
+USING_THE_MODEL = ("scripts/predict.py", "scripts/evaluate.py", "dlbasics.load")
 NOT_RUN = {
     "make test": "the test suite itself: it is what is running this test",
     "make tb": "a server: test_make_tb_serves_tensorboard starts it on a port of its own",
 }
 
 
-def needs_part_1(command: str) -> bool:
-    return any(marker in command for marker in PART_1)
+def uses_the_model(command: str) -> bool:
+    return any(marker in command for marker in USING_THE_MODEL)
 
 
 def test_readme_starts_on_one_screen_and_stays_short():
@@ -97,7 +94,7 @@ def _succeeded(result: subprocess.CompletedProcess) -> bool:
 
 def test_quick_start_trains_and_sweeps(quick_start):
     here, results = quick_start
-    ran = [command for command in results if not needs_part_1(command)]
+    ran = [command for command in results if not uses_the_model(command)]
     assert any(command.startswith("make train") for command in ran)
     assert any(" -m " in command for command in ran)
     for command in ran:
@@ -112,15 +109,14 @@ def test_quick_start_trains_and_sweeps(quick_start):
     assert len(jobs) >= 2
 
 
-@NEEDS_PART_1
 def test_quick_start_uses_the_trained_model(quick_start):
     here, results = quick_start
-    used = [command for command in results if needs_part_1(command)]
+    used = [command for command in results if uses_the_model(command)]
     assert used
     for command in used:
         result = results[command]
         assert _succeeded(result), f"{command}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
-    # `latest` names the one run and the one sweep of the quick start (a link, or a name the
+    # `latest` names the one run and the one sweep of the quick start (a name the
     # scripts resolve): look in those directories themselves.
     (run,) = here.glob("outputs/*/*/metrics.json")
     (sweep,) = here.glob("multirun/*/*/multirun.yaml")
@@ -211,12 +207,10 @@ def sweep_jobs(overrides: list[str]) -> list[list[str]]:
 
 
 @pytest.mark.parametrize("command", DOC_COMMANDS)
-def test_documented_train_command_composes(request, command):
+def test_documented_train_command_composes(command):
     """Through the guard the command line passes first, then Hydra's composition and the
     schemas' checks (dlbasics.config.validate): no training. Data files named by data.path or
     data.root are the user's: only their parsing is checked."""
-    if needs_part_1(command):
-        request.applymarker(NEEDS_PART_1)
     overrides = train_overrides(command)
     try:
         refuse_code_in_arguments(overrides)
