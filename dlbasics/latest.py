@@ -18,7 +18,7 @@ from pathlib import Path
 from dlbasics.errors import DataError
 
 LATEST = "latest"
-MAX_DEPTH = 3  # outputs/<date>/<time>, multirun/<date>/<time>/<job>
+MAX_DEPTH = 3  # outputs/<date>/<time>, multirun/latest/<job>
 RUN = "preprocessing.json"  # written by every run as its data is built
 SWEEP = "multirun.yaml"  # written by Hydra in a sweep's directory
 

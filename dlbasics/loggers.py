@@ -128,7 +128,9 @@ class TensorBoardLogger:
 
 
 def session_end() -> Any:
-    """The HParams record that ends a training session (successfully), as a Summary proto."""
+    """The HParams record that ends a training session (successfully), as a Summary proto,
+    built from the hparams plugin's own metadata and protos: its ready-made
+    ``summary.session_end_pb`` imports TensorFlow, which dlbasics does not install."""
     from tensorboard.compat.proto.summary_pb2 import Summary
     from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 

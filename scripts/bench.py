@@ -35,15 +35,15 @@ thousand weights). ``mlp_mnist_sized`` is MNIST's size (60000 images of 28×28) 
 images, since nothing is downloaded. With the CNN case comes its time to accuracy: the epochs
 and seconds until the CNN's validation accuracy on digits first reaches 0.98.
 
-It then measures start-up, the wall time of `python scripts/train.py trainer.epochs=1` against
+It then measures start-up, the wall time of `scripts/train.py trainer.epochs=1` against
 `python -c "import torch"` and against a hand-written script that imports torch, reads the same
 digits, builds the same MLP and its torch.optim.Adam and trains one epoch, and the peak resident
 memory of a default `make train` run and of this process. Everything goes to a JSON file too.
 
-    python scripts/bench.py                           # every case (make bench)
-    python scripts/bench.py mlp_digits --rounds 50    # one case, more rounds
-    python scripts/bench.py --no-startup --json out.json
-    python scripts/bench.py --device cuda             # only the GPU part
+    .venv/bin/python scripts/bench.py                           # every case (make bench)
+    .venv/bin/python scripts/bench.py mlp_digits --rounds 50    # one case, more rounds
+    .venv/bin/python scripts/bench.py --no-startup --json out.json
+    .venv/bin/python scripts/bench.py --device cuda             # only the GPU part
 
 Adding a case: write a function that prepares the data once on a device and returns its
 contenders (name → a function that trains a fresh model for a number of epochs) and the steps
@@ -167,7 +167,7 @@ class Stopwatch(NullLogger):
 
 
 def time_to_accuracy(device: torch.device, target: float, fits: int, epochs: int = 30) -> dict:
-    """The CNN on digits with its defaults (`python scripts/train.py model=cnn`, no early
+    """The CNN on digits with its defaults (`.venv/bin/python scripts/train.py model=cnn`, no early
     stopping): the epochs and seconds, from building the model, until the validation accuracy
     first reaches ``target``; the median over ``fits`` fits (the same seed: the same epochs)."""
     cfg = config("model=cnn", f"trainer.epochs={epochs}")

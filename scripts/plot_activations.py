@@ -1,7 +1,7 @@
 """Draw every hidden activation of the registry (`act=...`) and its derivative into one PNG.
 
-python scripts/plot_activations.py                          # activations.png
-python scripts/plot_activations.py --out figs/act.png --range 6 --negative-slope 0.1
+.venv/bin/python scripts/plot_activations.py                          # activations.png
+.venv/bin/python scripts/plot_activations.py --out figs/act.png --range 6 --negative-slope 0.1
 
 The curves come from the modules training uses (dlbasics/activations.py), the derivatives from
 autograd through them, so the picture shows what backpropagation actually gets: the step's

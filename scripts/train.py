@@ -1,10 +1,10 @@
 """Train a model from the config tree in configs/.
 
-python scripts/train.py                           # MLP on digits
-python scripts/train.py model=perceptron data=or optim=sgd
-python scripts/train.py -m model=mlp act=relu,tanh   # a sweep (Hydra multirun)
-python scripts/train.py -m model=mlp act=relu,tanh --resume   # finish that sweep
-python scripts/train.py --help                    # groups and their choices
+.venv/bin/python scripts/train.py                           # MLP on digits
+.venv/bin/python scripts/train.py model=perceptron data=or optim=sgd
+.venv/bin/python scripts/train.py -m model=mlp act=relu,tanh   # a sweep (Hydra multirun)
+.venv/bin/python scripts/train.py -m model=mlp act=relu,tanh --resume   # finish that sweep
+.venv/bin/python scripts/train.py --help                    # groups and their choices
 torchrun --standalone --nproc_per_node=2 scripts/train.py   # data-parallel (distributed.py)
 
 Exit status (dlbasics/cli.py): 0 done, 2 a mistake in the input (one line on stderr),

@@ -92,5 +92,5 @@ def summarize(sweep_dir: Path) -> int:
     )
     for record in sorted(not_completed, key=lambda record: record.job or 0):
         print(f"  job {record.job} ({' '.join(record.overrides)}): {record.status}: {record.error}")
-    print(f"report: python scripts/report.py {sweep_dir}")
+    print(f"report: .venv/bin/python scripts/report.py {sweep_dir}")
     return len(not_completed)
