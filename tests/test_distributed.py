@@ -123,6 +123,7 @@ def test_two_ranks_train_as_one_process_stop_together_and_write_one_run(tmp_path
         "checkpoints/best.pt",
         "checkpoints/last.pt",
         "metrics.json",
+        "preprocessing.json",
         "train.log",
     }
     assert "rank 1" not in (run_dir / "train.log").read_text()
