@@ -171,7 +171,7 @@ def raw_splits(data_cfg: DataConfig) -> DataSplits:
     return build_data(replace(data_cfg, **{k: v for k, v in unscaled.items() if k in names}))
 
 
-def test_split(trained: TrainedModel, data_cfg: DataConfig) -> tuple[Tensor, Tensor]:
+def scaled_test_split(trained: TrainedModel, data_cfg: DataConfig) -> tuple[Tensor, Tensor]:
     """The test split of ``data_cfg`` as ``trained``'s model sees it: inputs scaled by the run's
     preprocessing, targets in the form its objective takes."""
     data = raw_splits(data_cfg)
@@ -196,7 +196,7 @@ def test_split(trained: TrainedModel, data_cfg: DataConfig) -> tuple[Tensor, Ten
 def evaluate(trained: TrainedModel, data_cfg: DataConfig, device: str = "auto") -> dict[str, Any]:
     """Test loss and accuracy of ``trained`` on the test split of ``data_cfg``, measured as the
     run measured its own (the same Trainer.evaluate, precision and loss)."""
-    x, y = test_split(trained, data_cfg)
+    x, y = scaled_test_split(trained, data_cfg)
     cfg = trained.config
     trainer = Trainer(cfg.trainer, cfg.optim, cfg.schedule, resolve_device(device))
     trained.model.to(trainer.device)
