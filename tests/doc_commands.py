@@ -82,15 +82,21 @@ def make_would_install(directory: Path) -> bool:
     return question.returncode != 0
 
 
+# make's own, and the Makefile's variables that `make test ARGS=…` exports to its commands
+MAKE_VARIABLES = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "ARGS", "LOGDIR", "PYTHON")
+
+
 def run_shell(
     line: str, cwd: Path, timeout: float = 120, stdin: str = "", **env: str
 ) -> subprocess.CompletedProcess:
     """Run one command line through bash, as typed into a terminal (``stdin`` its input,
-    ``env`` variables set for it)."""
+    ``env`` variables set for it). Not inside this test run's own `make`: a `make test
+    ARGS=…` would hand its variables down to the README's `make train`."""
+    terminal = {k: v for k, v in os.environ.items() if k not in MAKE_VARIABLES}
     return subprocess.run(
         ["bash", "-c", line],
         cwd=cwd,
-        env={**os.environ, **env},
+        env={**terminal, **env},
         input=stdin,
         capture_output=True,
         text=True,
