@@ -7,16 +7,19 @@ feature), a regression target's standardisation, and what the data source calls 
 and classes. The file is JSON, never pickle, and versioned: later versions may add encoders
 (text categories of a table) or vocabularies (tokens of a sequence) beside these keys.
 
-    {"format": "dlbasics-preprocessing", "version": 1,
+    {"format": "dlbasics-preprocessing", "version": 2,
      "data": "digits", "task": "multiclass", "input_shape": [1, 8, 8], "n_outputs": 10,
      "per_step": false, "features": ["pixel_0_0", ...], "classes": [0, 1, ..., 9],
      "inputs": {"scaling": "standardize", "shift": [[[8.1...]]], "scale": [[[6.0...]]]},
-     "target": null}
+     "target": null, "table": null}
 
 ``inputs``: the model sees ``(x − shift) / scale`` ("standardize"), the same clipped into
 [0, 1] ("unit_range"), or ``x`` itself ("none"); ``shift`` and ``scale`` have a shape that
 broadcasts over one sample. ``target``: a regression target standardised the same way, so
-predictions are mapped back with ``y · scale + shift``; null otherwise.
+predictions are mapped back with ``y · scale + shift``; null otherwise. ``table``: for a
+CSV table, its target, the columns that are not features (``ignored``), and per feature
+column its encoder (type, fill for missing cells, "_missing" indicator, categories), which
+turn raw rows into ``features`` before the scaling above.
 """
 
 import json
@@ -34,7 +37,7 @@ from dlbasics.errors import DataError
 
 FILE_NAME = "preprocessing.json"
 FORMAT = "dlbasics-preprocessing"
-VERSION = 1
+VERSION = 2  # 2: a table's encoders ("table"); version 1 files are read as they are
 SCALINGS = ("none", "standardize", "unit_range")
 
 
@@ -54,6 +57,9 @@ class Preprocessing:
     scale: Tensor | None  # standard deviation (standardize) or range (unit_range)
     target_shift: Tensor | None = None  # a regression target's mean …
     target_scale: Tensor | None = None  # … and standard deviation
+    # A table's column encoders (data/table.py): how raw rows become the features; None for
+    # data that comes as numbers.
+    table: dict[str, Any] | None = None
 
     # --- from a run's data, to JSON, and back ----------------------------------------------
 
@@ -78,6 +84,7 @@ class Preprocessing:
             scale=data.feature_std,
             target_shift=data.target_mean,
             target_scale=data.target_std,
+            table=data.table,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,6 +106,7 @@ class Preprocessing:
             "classes": None if self.classes is None else list(self.classes),
             "inputs": inputs,
             "target": target,
+            "table": self.table,
         }
 
     def save(self, run_dir: Path) -> None:
@@ -141,6 +149,7 @@ class Preprocessing:
                 scale=torch.tensor(inputs["scale"]) if scaled else None,
                 target_shift=torch.tensor(target["shift"]) if target else None,
                 target_scale=torch.tensor(target["scale"]) if target else None,
+                table=saved.get("table"),
             )
         except (ValueError, KeyError, TypeError) as error:  # JSONDecodeError is a ValueError
             raise DataError(f"{path} cannot be used: {error}.") from None

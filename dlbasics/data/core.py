@@ -3,6 +3,7 @@
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from omegaconf import II, MISSING
@@ -112,6 +113,9 @@ class DataSplits:
     # of the features and of the class indices; None where it names neither.
     feature_names: tuple[str, ...] | None = None
     class_names: tuple[str, ...] | None = None
+    # A table's encoders, fitted on the training rows (data/table.py): how its columns became
+    # the features, for new rows to become them too. Plain values: saved as JSON.
+    table: dict[str, Any] | None = None
 
     def every_training_input(self) -> Tensor:
         """The training inputs, labelled or not: what learning without labels may use."""
@@ -177,20 +181,7 @@ def split(
             name, task, tuple(x.shape[1:]), 1 if y.ndim == 1 else y.shape[-1], per_step=y.ndim == 3
         )
     )
-    n = len(x)
-    n_val, n_test = held_out_count(cfg.val_size, n), held_out_count(cfg.test_size, n)
-    if n - n_val - n_test < 1:
-        raise ConfigError(
-            f"data.val_size={cfg.val_size} and data.test_size={cfg.test_size} leave no "
-            f"training samples out of {n} in data={name}."
-        )
-    generator = torch.Generator().manual_seed(cfg.seed)
-    order = (
-        stratified_order(y, generator) if task is None else torch.randperm(n, generator=generator)
-    )
-    test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
-    if cfg.train_size is not None:
-        train = train[: _train_count(cfg.train_size, len(train), n, name)]
+    train, val, test = split_indices(name, y, cfg, stratified=task is None)
     data = make_splits(
         spec,
         (x[train], y[train]),
@@ -200,6 +191,27 @@ def split(
         cfg.unit_range,
     )
     return replace(data, feature_names=feature_names, class_names=class_names)
+
+
+def split_indices(
+    name: str, y: Tensor, cfg: SplitDataConfig, stratified: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The indices of the training, validation and test samples: a random order by
+    ``cfg.seed`` (``stratified``: every class spread evenly, for class labels ``y``), cut into
+    the test set, the validation set and the rest, of which ``data.train_size`` trains."""
+    n = len(y)
+    n_val, n_test = held_out_count(cfg.val_size, n), held_out_count(cfg.test_size, n)
+    if n - n_val - n_test < 1:
+        raise ConfigError(
+            f"data.val_size={cfg.val_size} and data.test_size={cfg.test_size} leave no "
+            f"training samples out of {n} in data={name}."
+        )
+    generator = torch.Generator().manual_seed(cfg.seed)
+    order = stratified_order(y, generator) if stratified else torch.randperm(n, generator=generator)
+    test, val, train = order[:n_test], order[n_test : n_test + n_val], order[n_test + n_val :]
+    if cfg.train_size is not None:
+        train = train[: _train_count(cfg.train_size, len(train), n, name)]
+    return train, val, test
 
 
 def make_splits(

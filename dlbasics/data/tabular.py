@@ -1,24 +1,48 @@
-"""The user's own table (`data=csv data.path=… data.target=…`): a CSV file with a header row.
+"""The user's own table (`data=csv data.path=… data.target=…`): a CSV (or TSV) file with a
+header row, numbers, text categories, true/false columns and gaps (dlbasics/data/table.py).
 
-Every column but the target is a numeric feature. Errors name the file, the row (as a text
-editor numbers lines, the header being line 1) and the column, so a bad cell can be found.
+Errors name the file, the row (as a text editor numbers lines, the header being row 1) and the
+column, so a bad cell can be found.
 """
 
-import csv
-import math
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import MISSING
 
-from dlbasics.data.core import DATASETS, DataSplits, SplitDataConfig, split
+from dlbasics.data.core import (
+    DATASETS,
+    DataSpec,
+    DataSplits,
+    SplitDataConfig,
+    classification_spec,
+    make_splits,
+    split_indices,
+)
+from dlbasics.data.table import (
+    check_names,
+    column_kind,
+    encode,
+    encoded_names,
+    fit_encoder,
+    label_order,
+    read_table,
+    row_of,
+    summary_lines,
+)
 from dlbasics.errors import DataError
 from dlbasics.schema import check, check_choice
+
+log = logging.getLogger("dlbasics")
 
 # A numeric target with at most this many distinct integer values is taken as class labels.
 MAX_INFERRED_CLASSES = 20
 CSV_TASKS = ("auto", "classification", "regression")
+MISSING_POLICIES = ("impute", "drop", "error")
 
 
 @dataclass
@@ -27,135 +51,158 @@ class CsvDataConfig(SplitDataConfig):
 
     name: str = "csv"
     path: str = MISSING  # the CSV file; relative paths start in the current directory
-    target: str = MISSING  # name of the column to predict; every other column is a feature
-    # auto: classification when the target holds text or at most 20 distinct integers,
-    # regression otherwise.
+    target: str = MISSING  # name of the column to predict
+    # auto: classification when the target holds text, true/false or at most 20 distinct
+    # integers; regression otherwise.
     task: str = "auto"
-    delimiter: str = ","
+    delimiter: str | None = None  # null: found from the file's first lines (, ; or tab)
+    columns: list[str] | None = None  # the feature columns; null: every one but target and drop
+    drop: list[str] = field(default_factory=list)  # columns that are not features (an ID)
+    categorical: list[str] = field(default_factory=list)  # numbers that are categories (a year)
+    # Missing cells of features: impute (median, most frequent value; fitted on the training
+    # rows), drop (their rows) or error. Rows without a target are always dropped.
+    missing: str = "impute"
+    max_categories: int = 50  # more categories in a column than this: an error (an ID column?)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice("data.task", self.task, CSV_TASKS)
-        check(len(self.delimiter) == 1, "data.delimiter", self.delimiter, "one character")
+        check_choice("data.missing", self.missing, MISSING_POLICIES)
+        check(
+            self.delimiter is None or len(self.delimiter) == 1,
+            "data.delimiter",
+            self.delimiter,
+            "one character, or null to find it from the file",
+        )
+        check(self.max_categories >= 2, "data.max_categories", self.max_categories, ">= 2")
 
 
 @DATASETS.register("csv", CsvDataConfig)
 def load_csv(cfg: CsvDataConfig) -> DataSplits:
-    header, rows = read_rows(Path(cfg.path), cfg.delimiter)
     where = f"data.path={cfg.path}"
-    if cfg.target not in header:
+    table = read_table(Path(cfg.path).expanduser(), cfg.delimiter, where)
+    names = table.column_names
+    if cfg.target not in names:
         raise DataError(
             f"data.target={cfg.target!r} is not a column of {where}; its columns are: "
-            f"{', '.join(header)}."
+            f"{', '.join(names)}."
         )
-    if len(header) < 2:
+    for key in ("drop", "categorical"):
+        check_names(list(getattr(cfg, key)), names, f"data.{key}", where)
+    check_names(list(cfg.columns or []), names, "data.columns", where)
+    features = list(cfg.columns) if cfg.columns is not None else [
+        name for name in names if name != cfg.target and name not in cfg.drop
+    ]
+    features = [name for name in features if name != cfg.target]
+    if not features:
         raise DataError(f"{where} has no feature columns besides data.target={cfg.target!r}.")
-    target_column = header.index(cfg.target)
-    features = [i for i in range(len(header)) if i != target_column]
 
-    x = torch.tensor(
-        [[parse_number(row[i], line, header[i], where) for i in features] for line, row in rows],
-        dtype=torch.get_default_dtype(),
+    # What each column is, judged on every row (errors name rows as the file numbers them).
+    kinds = {
+        name: column_kind(name, table.column(name), name in cfg.categorical, where)
+        for name in features
+    }
+    # Rows without a target teach nothing; with data.missing=drop, rows with a gap neither.
+    keep = np.asarray(table.column(cfg.target).is_valid())
+    if not keep.all():
+        log.info(f"{where}: {int((~keep).sum())} rows without a value of {cfg.target!r} dropped")
+    gaps = np.zeros(table.num_rows, bool)
+    for name in features:
+        gaps |= np.asarray(table.column(name).is_null())
+    if cfg.missing == "error" and (gaps & keep).any():
+        row = int(np.flatnonzero(gaps & keep)[0])
+        name = next(n for n in features if not table.column(n)[row].is_valid)
+        raise DataError(
+            f"{where}, row {row_of(row)}, column {name!r} is empty (a missing value); fill it, "
+            "or choose data.missing=impute or drop."
+        )
+    if cfg.missing == "drop" and (gaps & keep).any():
+        log.info(f"{where}: {int((gaps & keep).sum())} rows with missing values dropped")
+        keep &= ~gaps
+    if not keep.all():
+        table = table.filter(keep)
+    if table.num_rows == 0:
+        raise DataError(f"{where} has no row with a value for every column it needs.")
+    columns = {name: table.column(name) for name in features}
+
+    y, task, classes = _targets(table.column(cfg.target), cfg, where)
+    train, val, test = split_indices("csv", y, cfg, stratified=task == "classification")
+    encoders = [
+        fit_encoder(name, kinds[name], columns[name], train.numpy(), cfg.max_categories, where)
+        for name in features
+    ]
+    for line in summary_lines(encoders, {n: columns[n].null_count for n in features}):
+        log.info(line)
+    x = torch.from_numpy(encode(columns, encoders, where))
+    if task == "classification":
+        spec = classification_spec("csv", x, y)
+    else:
+        spec = DataSpec("csv", "regression", (x.shape[1],), 1)
+    data = make_splits(
+        spec,
+        (x[train], y[train]),
+        (x[val], y[val]),
+        (x[test], y[test]),
+        cfg.standardize,
+        bool(cfg.unit_range),
     )
-    targets = [(line, row[target_column]) for line, row in rows]
-    names = tuple(header[i] for i in features)
-    task = cfg.task if cfg.task != "auto" else _infer_task(targets)
-    if task == "regression":
-        y = torch.tensor(
-            [parse_number(value, line, cfg.target, where) for line, value in targets],
-            dtype=torch.get_default_dtype(),
-        )
-        return split("csv", x, y, cfg, task="regression", feature_names=names)
-    labels, classes = _class_indices(targets, cfg.target, where)
-    return split("csv", x, labels, cfg, feature_names=names, class_names=classes)
+    names = tuple(name for encoder in encoders for name in encoded_names(encoder))
+    ignored = [name for name in table.column_names if name not in features]
+    fitted = {"target": cfg.target, "ignored": ignored, "columns": encoders, "missing": cfg.missing}
+    return replace(data, feature_names=names, class_names=classes, table=fitted)
 
 
-def read_rows(
-    path: Path, delimiter: str, where: str | None = None
-) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """The header and the (line number, fields) of every non-empty row; errors name the file
-    as ``where`` (default: data.path=<path>)."""
-    where = where or f"data.path={path}"
-    if not path.exists():
-        raise DataError(f"{where}: no such file (relative paths start in {Path.cwd()}).")
-    if not path.is_file():
-        raise DataError(f"{where} is a directory, not a CSV file.")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as file:
-            lines = [
-                (n, fields) for n, fields in enumerate(csv.reader(file, delimiter=delimiter), 1)
-            ]
-    except UnicodeDecodeError:
-        raise DataError(f"{where} is not a UTF-8 text file; is it really a CSV file?") from None
-    except csv.Error as error:
-        raise DataError(f"{where} cannot be read as CSV: {error}.") from None
-    lines = [(n, fields) for n, fields in lines if any(field.strip() for field in fields)]
-    if not lines:
-        raise DataError(f"{where} is empty; it needs a header row and at least one data row.")
-    (_, header), rows = lines[0], lines[1:]
-    header = [name.strip() for name in header]
-    if not rows:
-        raise DataError(f"{where} has a header row but no data rows.")
-    for line, fields in rows:
-        if len(fields) != len(header):
+def _targets(column: Any, cfg: CsvDataConfig, where: str) -> tuple[torch.Tensor, str, Any]:
+    """The target column as class indices (and the class names) or as numbers; the task."""
+    import pyarrow as pa
+
+    kind = column.type
+    numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind)
+    values = column.to_pylist()
+    if cfg.task == "regression" or (cfg.task == "auto" and numeric and not _few_integers(values)):
+        if not numeric:
+            bad = next(i for i, v in enumerate(values) if not _is_float(v))
             raise DataError(
-                f"{where}, row {line}: {len(fields)} fields, but the header has {len(header)} "
-                f"columns; check data.delimiter={delimiter!r} and quoting."
+                f"{where}, row {row_of(bad)}, column {cfg.target!r} (the target): "
+                f"{values[bad]!r} is not a number; data.task=regression needs numbers."
             )
-    return header, rows
-
-
-def parse_number(text: str, line: int, column: str, where: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        shown = f"{text!r} is not a number" if text.strip() else "is empty"
-        raise DataError(
-            f"{where}, row {line}, column {column!r}: {shown}; every feature column must be "
-            "numeric (fill or drop such rows, or encode text as numbers)."
-        ) from None
-    if not math.isfinite(value):
-        raise DataError(
-            f"{where}, row {line}, column {column!r}: {text.strip()!r} is not a finite number; "
-            "fill or drop rows with missing values."
-        )
-    return value
-
-
-def _infer_task(targets: list[tuple[int, str]]) -> str:
-    try:
-        values = {float(value) for _, value in targets}
-    except ValueError:
-        return "classification"  # text labels
-    integers = all(math.isfinite(v) and v == int(v) for v in values)
-    return "classification" if integers and len(values) <= MAX_INFERRED_CLASSES else "regression"
-
-
-def _class_indices(
-    targets: list[tuple[int, str]], column: str, where: str
-) -> tuple[torch.Tensor, tuple[str, ...]]:
-    """Labels (text or numbers) as class indices 0…k−1, in sorted order of the labels, and
-    the labels in that order."""
-    for line, value in targets:
-        if not value.strip() or value.strip().lower() in ("nan", "inf", "-inf"):
-            shown = repr(value.strip()) if value.strip() else "empty"
+        y = torch.tensor([float(v) for v in values], dtype=torch.get_default_dtype())
+        if not torch.isfinite(y).all():
+            bad = int((~torch.isfinite(y)).nonzero()[0])
             raise DataError(
-                f"{where}, row {line}, column {column!r} (the target) is {shown}; "
-                "fill or drop rows with missing values."
+                f"{where}, row {row_of(bad)}, column {cfg.target!r} (the target) is "
+                f"{values[bad]}, not a finite number."
             )
-    labels = sorted({value.strip() for _, value in targets}, key=_label_order)
-    if len(labels) < 2:
+        return y, "regression", None
+    labels = [_label_text(v) for v in values]
+    classes = sorted(set(labels), key=label_order)
+    if len(classes) < 2:
         raise DataError(
-            f"data.target={column!r} in {where} has a single value ({labels[0]!r}): nothing "
+            f"data.target={cfg.target!r} in {where} has a single value ({classes[0]!r}): nothing "
             "to classify; for numbers to predict use data.task=regression."
         )
-    index = {label: i for i, label in enumerate(labels)}
-    return torch.tensor([index[value.strip()] for _, value in targets]), tuple(labels)
+    index = {label: i for i, label in enumerate(classes)}
+    return torch.tensor([index[label] for label in labels]), "classification", tuple(classes)
 
 
-def _label_order(label: str) -> tuple[int, float, str]:
-    """Numbers in numeric order (2 before 10), then text labels alphabetically."""
+def _few_integers(values: list[Any]) -> bool:
+    """Whether numbers are class labels: whole numbers, at most MAX_INFERRED_CLASSES of them."""
+    distinct = set(values)
+    return len(distinct) <= MAX_INFERRED_CLASSES and all(float(v).is_integer() for v in distinct)
+
+
+def _label_text(value: Any) -> str:
+    """A class label as text: 3.0 → "3", True → "true"."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _is_float(value: Any) -> bool:
     try:
-        return (0, float(label), label)
-    except ValueError:
-        return (1, 0.0, label)
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
