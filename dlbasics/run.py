@@ -87,8 +87,9 @@ def _train(
         torch.use_deterministic_algorithms(True)
 
     data = build_data(cfg.data)
+    preprocessing = Preprocessing.from_splits(data)
     if main:  # what new inputs need to look like the training data (scripts/predict.py)
-        Preprocessing.from_splits(data).save(run_dir)
+        preprocessing.save(run_dir)
     check_batch_size(cfg.trainer, len(data.x_train), data.spec.name)
     check_monitor(cfg.trainer, data.spec.task, data.spec.name)
     check_batch_fits_ranks(cfg.trainer, len(data.x_train), parallel.world_size)
@@ -198,6 +199,7 @@ def _train(
             "n_params": n_params,
             "n_train": len(data.x_train),
             "task": data.spec.task,
+            "classes": list(preprocessing.classes or []) or None,  # as the data names them
             "loss": objective.loss,  # the loss function (loss=auto resolved): what losses compare
             "torch": torch.__version__,
             "host": platform.node(),

@@ -225,17 +225,23 @@ def make_splits(
     """Turn (inputs, labels) pairs into DataSplits: targets in the task's form and, with
     ``standardize``, every input feature (and a regression target) scaled by the training
     split's mean and standard deviation; with ``unit_range`` instead, every feature scaled to
-    [0, 1] by the training split's minimum and range."""
+    [0, 1] by the training split's minimum and range.
+
+    The inputs are scaled in place, so that a large table is not held twice: pass tensors of
+    your own (index copies such as ``x[train]``, as ``split`` does), never one tensor as two
+    splits."""
     x_train, x_val, x_test = train[0], val[0], test[0]
     y_train, y_val, y_test = (as_targets(pair[1], spec.task) for pair in (train, val, test))
     mean = std = y_mean = y_std = None
     scaling = "unit_range" if unit_range else "standardize" if standardize else "none"
     if unit_range:
         mean, std = _min_and_range(x_train)
-        x_train, x_val, x_test = (unit_scale(v, mean, std) for v in (x_train, x_val, x_test))
+        for v in (x_train, x_val, x_test):
+            v.sub_(mean).div_(std).clamp_(0, 1)  # as unit_scale, in place
     elif standardize:
         mean, std = _moments(x_train)
-        x_train, x_val, x_test = ((v - mean) / std for v in (x_train, x_val, x_test))
+        for v in (x_train, x_val, x_test):
+            v.sub_(mean).div_(std)
         if spec.task == "regression":  # targets on a unit scale too, so lr defaults carry over
             y_mean, y_std = _moments(y_train)
             y_train, y_val, y_test = ((v - y_mean) / y_std for v in (y_train, y_val, y_test))

@@ -21,6 +21,7 @@ applied to new rows by scripts/predict.py.
 
 import csv
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ DELIMITERS = ",;\t"
 SNIFF_LINES = 20  # lines the delimiter must split alike
 QUICK_LOOK = 1000  # first cells of a text column: mostly words there, and it is categorical
 KINDS = ("numeric", "boolean", "categorical")
+# A date written with / . or - between day, month and year, maybe with a time after it.
+DATE = re.compile(r"\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2})?)?")
 
 
 def pyarrow_csv() -> Any:
@@ -110,6 +113,9 @@ def read_table(path: Path, delimiter: str | None, where: str) -> Any:
         raise DataError(f"{where} cannot be read as CSV: {message}.") from None
     if table.num_rows == 0:
         raise DataError(f"{where} has a header row but no data rows.")
+    # The reader's buffers (about twice the file) go back to the system: what follows (the
+    # encoded matrix) then fits where they were.
+    pa.default_memory_pool().release_unused()
     return table.rename_columns([name.strip() for name in table.column_names])
 
 
@@ -175,6 +181,14 @@ def column_kind(name: str, column: Any, categorical: bool, where: str) -> str:
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         raise DataError(f"{where}: column {name!r} has values of type {kind}, not supported.")
     head = [text for text in column.slice(0, QUICK_LOOK).to_pylist() if text is not None]
+    if head and sum(bool(DATE.fullmatch(text.strip())) for text in head) >= NUMERIC_SHARE * len(
+        head
+    ):  # dates pyarrow does not read as dates (01/02/2024, 2.1.2024)
+        raise DataError(
+            f"{where}: column {name!r} holds dates ({head[0]!r}, …), which are not features as "
+            f"they are; drop it (data.drop=[{name}]) or derive numbers from it (a year, a day "
+            "of the week)."
+        )
     if sum(map(_is_number, head)) < len(head) / 2:  # mostly words: categories, at a glance
         return "categorical"
     texts = column.to_pylist()
@@ -201,96 +215,104 @@ def _is_number(text: str) -> bool:
 
 
 # --- encoders: fitted on the training rows, applied to any rows -------------------------------
+# Each column is handled whole by pyarrow's compute functions and NumPy: no Python loop over
+# cells, so a million rows take seconds, not minutes.
 
 
-def fit_encoder(name: str, kind: str, column: Any, train: np.ndarray, max_categories: int,
-                where: str) -> dict[str, Any]:
+def fit_encoder(
+    name: str, kind: str, column: Any, train: np.ndarray, max_categories: int, where: str
+) -> dict[str, Any]:
     """How column ``name`` of kind ``kind`` becomes numbers, fitted on the ``train`` rows: the
     fill for missing cells, whether a "<name>_missing" column is added, a categorical
     column's categories. Plain values only: it is saved as JSON."""
-    values = cells(column, kind)
-    missing = _missing(values, kind)[train]
-    known = values[train][~missing]
-    encoder: dict[str, Any] = {"name": name, "type": kind, "indicator": bool(missing.any())}
-    if kind == "numeric":
-        encoder["fill"] = float(np.median(known)) if len(known) else 0.0
-    elif kind == "boolean":
-        encoder["fill"] = bool(np.mean(known.astype(np.float64)) >= 0.5) if len(known) else False
-    else:
-        categories, counts = np.unique(known.astype(str), return_counts=True)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rows = column.take(pa.array(train))
+    encoder: dict[str, Any] = {"name": name, "type": kind, "indicator": rows.null_count > 0}
+    if kind == "categorical":
+        counts = pc.value_counts(pc.cast(rows, "string").drop_null())
+        categories = counts.field("values").to_pylist()
         if len(categories) > max_categories:
             raise DataError(
-                f"{where}: column {name!r} has {len(categories)} categories in the training rows, "
-                f"more than data.max_categories={max_categories}; an identifier column should be "
-                f"dropped (data.drop=[{name}]), or raise data.max_categories."
+                f"{where}: column {name!r} has {len(categories)} categories in the training "
+                f"rows, more than data.max_categories={max_categories}; an identifier column "
+                f"should be dropped (data.drop=[{name}]), or raise data.max_categories."
             )
-        encoder["categories"] = categories.tolist()
-        encoder["fill"] = str(categories[np.argmax(counts)]) if len(categories) else None
+        frequency = counts.field("counts").to_pylist()
+        most = categories[frequency.index(max(frequency))] if categories else None
+        encoder["categories"] = sorted(categories)
+        encoder["fill"] = most
+        return encoder
+    values = numbers(rows)
+    known = values[~np.isnan(values)]
+    if kind == "numeric":
+        encoder["fill"] = float(np.median(known)) if len(known) else 0.0
+    else:  # boolean: the more frequent of the two
+        encoder["fill"] = bool(known.mean() >= 0.5) if len(known) else False
     return encoder
 
 
 def encoded_names(encoder: dict[str, Any]) -> list[str]:
     """The names of the matrix columns one column's encoder gives."""
     name = encoder["name"]
-    names = [f"{name}={c}" for c in encoder["categories"]] if encoder["type"] == "categorical" \
-        else [name]
+    if encoder["type"] == "categorical":
+        names = [f"{name}={category}" for category in encoder["categories"]]
+    else:
+        names = [name]
     return names + ([f"{name}_missing"] if encoder["indicator"] else [])
 
 
-def encode(columns: dict[str, Any], encoders: list[dict[str, Any]], where: str,
-           refuse_missing: bool = False) -> np.ndarray:
+def encode(
+    columns: dict[str, Any],
+    encoders: list[dict[str, Any]],
+    where: str,
+    refuse_missing: bool = False,
+) -> np.ndarray:
     """The rows of ``columns`` (name → pyarrow column) as a float32 matrix, column by column
     as ``encoders`` say. ``refuse_missing``: a missing cell is a DataError naming its row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     n = len(next(iter(columns.values()))) if columns else 0
     width = sum(len(encoded_names(e)) for e in encoders)
     matrix = np.zeros((n, width), dtype=np.float32)
     at = 0
     for encoder in encoders:
-        kind, name = encoder["type"], encoder["name"]
-        values = cells(columns[name], kind)
-        missing = _missing(values, kind)
-        if refuse_missing and missing.any():
+        column, name = columns[encoder["name"]], encoder["name"]
+        missing = np.asarray(column.is_null(), dtype=bool) if column.null_count else None
+        if refuse_missing and missing is not None:
             raise DataError(
                 f"{where}, row {row_of(int(np.flatnonzero(missing)[0]))}, column {name!r} is "
                 "empty (a missing value); fill it, or choose data.missing=impute or drop."
             )
-        if kind == "categorical":
+        if encoder["type"] == "categorical":
             categories = encoder["categories"]
-            texts = values.astype(object)
-            texts[missing] = encoder["fill"]
-            index = {category: i for i, category in enumerate(categories)}
-            positions = np.fromiter((index.get(t, -1) for t in texts), np.int64, count=n)
-            seen = positions >= 0  # a category the training rows never had: all zeros
-            matrix[np.flatnonzero(seen), at + positions[seen]] = 1.0
+            filled = pc.fill_null(pc.cast(column, "string"), encoder["fill"] or "")
+            found = pc.index_in(filled, value_set=pa.array(categories, pa.string()))
+            # a category the training rows never had: no index, all zeros
+            positions = np.asarray(found.fill_null(-1), dtype=np.int64)
+            seen = np.flatnonzero(positions >= 0)
+            matrix[seen, at + positions[seen]] = 1.0
             at += len(categories)
         else:
-            filled = np.where(missing, float(encoder["fill"]), values.astype(np.float64))
-            matrix[:, at] = filled
+            values = numbers(column)
+            if missing is not None:
+                values[missing] = float(encoder["fill"])
+            matrix[:, at] = values
             at += 1
         if encoder["indicator"]:
-            matrix[:, at] = missing
+            if missing is not None:
+                matrix[:, at] = missing
             at += 1
     return matrix
 
 
-def cells(column: Any, kind: str) -> np.ndarray:
-    """A column's cells as a NumPy array: float64 with NaN for missing (numeric), else objects
-    (str or bool) with None for missing."""
-    if kind == "numeric":
-        import pyarrow.compute as pc
+def numbers(column: Any) -> np.ndarray:
+    """A numeric or boolean column as float64, NaN where a cell is missing."""
+    import pyarrow.compute as pc
 
-        return np.asarray(pc.cast(column, "float64").to_numpy(zero_copy_only=False), np.float64)
-    if kind == "categorical":
-        import pyarrow.compute as pc
-
-        column = pc.cast(column, "string")
-    return np.asarray(column.to_pylist(), dtype=object)
-
-
-def _missing(values: np.ndarray, kind: str) -> np.ndarray:
-    if kind == "numeric":
-        return np.isnan(values)
-    return np.fromiter((v is None for v in values), bool, count=len(values))
+    return np.array(pc.cast(column, "float64").to_numpy(zero_copy_only=False), np.float64)
 
 
 def summary_lines(
@@ -302,7 +324,10 @@ def summary_lines(
     counts = ", ".join(f"{count} {kind}" for kind, count in by_kind.items() if count)
     lines = [f"{len(encoders)} features: {counts}"]
     for encoder in encoders[:shown]:
-        extra = f", {len(encoder['categories'])} categories" if "categories" in encoder else ""
+        extra = ""
+        if "categories" in encoder:
+            count = len(encoder["categories"])
+            extra = f", {count} {'category' if count == 1 else 'categories'}"
         gaps = missing_counts.get(encoder["name"], 0)
         lines.append(f"  {encoder['name']}: {encoder['type']}{extra}, {gaps} missing")
     if len(encoders) > shown:

@@ -30,6 +30,7 @@ from dlbasics.data.table import (
     encoded_names,
     fit_encoder,
     label_order,
+    numbers,
     read_table,
     row_of,
     summary_lines,
@@ -119,85 +120,83 @@ def load_csv(cfg: CsvDataConfig) -> DataSplits:
     if cfg.missing == "drop" and (gaps & keep).any():
         log.info(f"{where}: {int((gaps & keep).sum())} rows with missing values dropped")
         keep &= ~gaps
+    rows = np.flatnonzero(keep)  # each row kept: its index in the file
     if not keep.all():
         table = table.filter(keep)
     if table.num_rows == 0:
         raise DataError(f"{where} has no row with a value for every column it needs.")
     columns = {name: table.column(name) for name in features}
+    ignored = [name for name in table.column_names if name not in features]
 
-    y, task, classes = _targets(table.column(cfg.target), cfg, where)
+    y, task, classes = _targets(table.column(cfg.target), cfg, where, rows)
     train, val, test = split_indices("csv", y, cfg, stratified=task == "classification")
     encoders = [
         fit_encoder(name, kinds[name], columns[name], train.numpy(), cfg.max_categories, where)
         for name in features
     ]
-    for line in summary_lines(encoders, {n: columns[n].null_count for n in features}):
+    lines = summary_lines(encoders, {n: columns[n].null_count for n in features})
+    log.info(f"{where}: {table.num_rows} rows, {lines[0]}")
+    for line in lines[1:]:
         log.info(line)
-    x = torch.from_numpy(encode(columns, encoders, where))
+    # Each split encoded on its own: the encoded table is never held twice (whole, and split).
+    parts = []
+    for rows in (train, val, test):
+        taken = {name: column.take(rows.numpy()) for name, column in columns.items()}
+        parts.append((torch.from_numpy(encode(taken, encoders, where)), y[rows]))
+    del columns, table, taken
+    width = parts[0][0].shape[1]
     if task == "classification":
-        spec = classification_spec("csv", x, y)
+        spec = classification_spec("csv", parts[0][0], y)
     else:
-        spec = DataSpec("csv", "regression", (x.shape[1],), 1)
-    data = make_splits(
-        spec,
-        (x[train], y[train]),
-        (x[val], y[val]),
-        (x[test], y[test]),
-        cfg.standardize,
-        bool(cfg.unit_range),
-    )
+        spec = DataSpec("csv", "regression", (width,), 1)
+    data = make_splits(spec, *parts, cfg.standardize, bool(cfg.unit_range))
     names = tuple(name for encoder in encoders for name in encoded_names(encoder))
-    ignored = [name for name in table.column_names if name not in features]
     fitted = {"target": cfg.target, "ignored": ignored, "columns": encoders, "missing": cfg.missing}
     return replace(data, feature_names=names, class_names=classes, table=fitted)
 
 
-def _targets(column: Any, cfg: CsvDataConfig, where: str) -> tuple[torch.Tensor, str, Any]:
-    """The target column as class indices (and the class names) or as numbers; the task."""
+def _targets(
+    column: Any, cfg: CsvDataConfig, where: str, rows: np.ndarray
+) -> tuple[torch.Tensor, str, Any]:
+    """The target column as class indices (and the class names) or as numbers; the task.
+    ``rows``: each value's row index in the file, for errors."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     kind = column.type
     numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind)
-    values = column.to_pylist()
-    if cfg.task == "regression" or (cfg.task == "auto" and numeric and not _few_integers(values)):
+    distinct = pc.unique(column).to_pylist()
+    if cfg.task == "regression" or (cfg.task == "auto" and numeric and not _few_integers(distinct)):
         if not numeric:
+            values = column.to_pylist()
             bad = next(i for i, v in enumerate(values) if not _is_float(v))
             raise DataError(
-                f"{where}, row {row_of(bad)}, column {cfg.target!r} (the target): "
+                f"{where}, row {row_of(int(rows[bad]))}, column {cfg.target!r} (the target): "
                 f"{values[bad]!r} is not a number; data.task=regression needs numbers."
             )
-        y = torch.tensor([float(v) for v in values], dtype=torch.get_default_dtype())
-        if not torch.isfinite(y).all():
-            bad = int((~torch.isfinite(y)).nonzero()[0])
+        values = numbers(column)
+        infinite = np.flatnonzero(~np.isfinite(values))
+        if len(infinite):
             raise DataError(
-                f"{where}, row {row_of(bad)}, column {cfg.target!r} (the target) is "
-                f"{values[bad]}, not a finite number."
+                f"{where}, row {row_of(int(rows[infinite[0]]))}, column {cfg.target!r} (the "
+                f"target) is {values[infinite[0]]}, not a finite number."
             )
-        return y, "regression", None
-    labels = [_label_text(v) for v in values]
-    classes = sorted(set(labels), key=label_order)
+        return torch.from_numpy(values).to(torch.get_default_dtype()), "regression", None
+    # Labels as text (3.0 → "3", True → "true"), numbered in sorted order.
+    labels = pc.utf8_trim_whitespace(pc.cast(column, pa.string()))
+    classes = sorted(pc.unique(labels).to_pylist(), key=label_order)
     if len(classes) < 2:
         raise DataError(
             f"data.target={cfg.target!r} in {where} has a single value ({classes[0]!r}): nothing "
             "to classify; for numbers to predict use data.task=regression."
         )
-    index = {label: i for i, label in enumerate(classes)}
-    return torch.tensor([index[label] for label in labels]), "classification", tuple(classes)
+    index = pc.index_in(labels, value_set=pa.array(classes, pa.string()))
+    return torch.from_numpy(np.asarray(index, np.int64)), "classification", tuple(classes)
 
 
-def _few_integers(values: list[Any]) -> bool:
+def _few_integers(distinct: list[Any]) -> bool:
     """Whether numbers are class labels: whole numbers, at most MAX_INFERRED_CLASSES of them."""
-    distinct = set(values)
     return len(distinct) <= MAX_INFERRED_CLASSES and all(float(v).is_integer() for v in distinct)
-
-
-def _label_text(value: Any) -> str:
-    """A class label as text: 3.0 → "3", True → "true"."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
 
 
 def _is_float(value: Any) -> bool:
