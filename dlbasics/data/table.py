@@ -189,11 +189,11 @@ def column_kind(name: str, column: Any, categorical: bool, where: str) -> str:
             f"they are; drop it (data.drop=[{name}]) or derive numbers from it (a year, a day "
             "of the week)."
         )
-    if sum(map(_is_number, head)) < len(head) / 2:  # mostly words: categories, at a glance
+    if sum(map(is_number, head)) < len(head) / 2:  # mostly words: categories, at a glance
         return "categorical"
     texts = column.to_pylist()
     cells = [(i, text) for i, text in enumerate(texts) if text is not None]
-    not_numbers = [(i, text) for i, text in cells if not _is_number(text)]
+    not_numbers = [(i, text) for i, text in cells if not is_number(text)]
     if cells and len(not_numbers) < len(cells) and (
         len(not_numbers) <= max(1, (1 - NUMERIC_SHARE) * len(cells))
     ):
@@ -206,10 +206,11 @@ def column_kind(name: str, column: Any, categorical: bool, where: str) -> str:
     return "categorical"
 
 
-def _is_number(text: str) -> bool:
+def is_number(value: Any) -> bool:
+    """Whether ``value`` reads as a number ("3", "-2.5e3", "inf")."""
     try:
-        float(text)
-    except ValueError:
+        float(value)
+    except (TypeError, ValueError):
         return False
     return True
 

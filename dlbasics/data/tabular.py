@@ -29,6 +29,7 @@ from dlbasics.data.table import (
     encode,
     encoded_names,
     fit_encoder,
+    is_number,
     label_order,
     numbers,
     read_table,
@@ -82,77 +83,90 @@ class CsvDataConfig(SplitDataConfig):
 def load_csv(cfg: CsvDataConfig) -> DataSplits:
     where = f"data.path={cfg.path}"
     table = read_table(Path(cfg.path).expanduser(), cfg.delimiter, where)
-    names = table.column_names
-    if cfg.target not in names:
-        raise DataError(
-            f"data.target={cfg.target!r} is not a column of {where}; its columns are: "
-            f"{', '.join(names)}."
-        )
-    for key in ("drop", "categorical"):
-        check_names(list(getattr(cfg, key)), names, f"data.{key}", where)
-    check_names(list(cfg.columns or []), names, "data.columns", where)
-    features = list(cfg.columns) if cfg.columns is not None else [
-        name for name in names if name != cfg.target and name not in cfg.drop
-    ]
-    features = [name for name in features if name != cfg.target]
-    if not features:
-        raise DataError(f"{where} has no feature columns besides data.target={cfg.target!r}.")
-
+    features = _feature_columns(cfg, table.column_names, where)
     # What each column is, judged on every row (errors name rows as the file numbers them).
     kinds = {
         name: column_kind(name, table.column(name), name in cfg.categorical, where)
         for name in features
     }
-    # Rows without a target teach nothing; with data.missing=drop, rows with a gap neither.
+    kept = _rows_kept(table, cfg, features, where)
+    if len(kept) < table.num_rows:
+        table = table.take(kept)
+    columns = {name: table.column(name) for name in features}
+    ignored = [name for name in table.column_names if name not in features]
+
+    y, task, classes = _targets(table.column(cfg.target), cfg, where, kept)
+    train, val, test = split_indices("csv", y, cfg, stratified=task == "classification")
+    encoders = [
+        fit_encoder(name, kinds[name], columns[name], train.numpy(), cfg.max_categories, where)
+        for name in features
+    ]
+    lines = summary_lines(encoders, {name: columns[name].null_count for name in features})
+    log.info(f"{where}: {table.num_rows} rows, {lines[0]}")
+    for line in lines[1:]:
+        log.info(line)
+    del table
+    # Each split encoded on its own: the encoded table is never held twice (whole, and split).
+    parts = [
+        (torch.from_numpy(encode(_take(columns, split), encoders, where)), y[split])
+        for split in (train, val, test)
+    ]
+    del columns
+    if task == "classification":
+        spec = classification_spec("csv", parts[0][0], y)
+    else:
+        spec = DataSpec("csv", "regression", (parts[0][0].shape[1],), 1)
+    data = make_splits(spec, *parts, cfg.standardize, bool(cfg.unit_range))
+    names = tuple(name for encoder in encoders for name in encoded_names(encoder))
+    fitted = {"target": cfg.target, "ignored": ignored, "columns": encoders, "missing": cfg.missing}
+    return replace(data, feature_names=names, class_names=classes, table=fitted)
+
+
+def _feature_columns(cfg: CsvDataConfig, names: list[str], where: str) -> list[str]:
+    """The feature columns: data.columns, else every column but the target and data.drop."""
+    if cfg.target not in names:
+        raise DataError(
+            f"data.target={cfg.target!r} is not a column of {where}; its columns are: "
+            f"{', '.join(names)}."
+        )
+    for key in ("drop", "categorical", "columns"):
+        check_names(list(getattr(cfg, key) or []), names, f"data.{key}", where)
+    chosen = cfg.columns if cfg.columns is not None else [n for n in names if n not in cfg.drop]
+    features = [name for name in chosen if name != cfg.target]
+    if not features:
+        raise DataError(f"{where} has no feature columns besides data.target={cfg.target!r}.")
+    return features
+
+
+def _rows_kept(table: Any, cfg: CsvDataConfig, features: list[str], where: str) -> np.ndarray:
+    """The indices of the rows to learn from: those with a target (the others are counted in
+    the log) and, with data.missing=drop, no gap; data.missing=error refuses the first gap."""
     keep = np.asarray(table.column(cfg.target).is_valid())
     if not keep.all():
         log.info(f"{where}: {int((~keep).sum())} rows without a value of {cfg.target!r} dropped")
     gaps = np.zeros(table.num_rows, bool)
     for name in features:
         gaps |= np.asarray(table.column(name).is_null())
-    if cfg.missing == "error" and (gaps & keep).any():
-        row = int(np.flatnonzero(gaps & keep)[0])
+    gaps &= keep
+    if cfg.missing == "error" and gaps.any():
+        row = int(np.flatnonzero(gaps)[0])
         name = next(n for n in features if not table.column(n)[row].is_valid)
         raise DataError(
             f"{where}, row {row_of(row)}, column {name!r} is empty (a missing value); fill it, "
             "or choose data.missing=impute or drop."
         )
-    if cfg.missing == "drop" and (gaps & keep).any():
-        log.info(f"{where}: {int((gaps & keep).sum())} rows with missing values dropped")
+    if cfg.missing == "drop" and gaps.any():
+        log.info(f"{where}: {int(gaps.sum())} rows with missing values dropped")
         keep &= ~gaps
-    rows = np.flatnonzero(keep)  # each row kept: its index in the file
-    if not keep.all():
-        table = table.filter(keep)
-    if table.num_rows == 0:
+    if not keep.any():
         raise DataError(f"{where} has no row with a value for every column it needs.")
-    columns = {name: table.column(name) for name in features}
-    ignored = [name for name in table.column_names if name not in features]
+    return np.flatnonzero(keep)
 
-    y, task, classes = _targets(table.column(cfg.target), cfg, where, rows)
-    train, val, test = split_indices("csv", y, cfg, stratified=task == "classification")
-    encoders = [
-        fit_encoder(name, kinds[name], columns[name], train.numpy(), cfg.max_categories, where)
-        for name in features
-    ]
-    lines = summary_lines(encoders, {n: columns[n].null_count for n in features})
-    log.info(f"{where}: {table.num_rows} rows, {lines[0]}")
-    for line in lines[1:]:
-        log.info(line)
-    # Each split encoded on its own: the encoded table is never held twice (whole, and split).
-    parts = []
-    for rows in (train, val, test):
-        taken = {name: column.take(rows.numpy()) for name, column in columns.items()}
-        parts.append((torch.from_numpy(encode(taken, encoders, where)), y[rows]))
-    del columns, table, taken
-    width = parts[0][0].shape[1]
-    if task == "classification":
-        spec = classification_spec("csv", parts[0][0], y)
-    else:
-        spec = DataSpec("csv", "regression", (width,), 1)
-    data = make_splits(spec, *parts, cfg.standardize, bool(cfg.unit_range))
-    names = tuple(name for encoder in encoders for name in encoded_names(encoder))
-    fitted = {"target": cfg.target, "ignored": ignored, "columns": encoders, "missing": cfg.missing}
-    return replace(data, feature_names=names, class_names=classes, table=fitted)
+
+def _take(columns: dict[str, Any], rows: torch.Tensor) -> dict[str, Any]:
+    """The cells of ``rows`` of every column."""
+    indices = rows.numpy()
+    return {name: column.take(indices) for name, column in columns.items()}
 
 
 def _targets(
@@ -169,7 +183,7 @@ def _targets(
     if cfg.task == "regression" or (cfg.task == "auto" and numeric and not _few_integers(distinct)):
         if not numeric:
             values = column.to_pylist()
-            bad = next(i for i, v in enumerate(values) if not _is_float(v))
+            bad = next(i for i, v in enumerate(values) if not is_number(v))
             raise DataError(
                 f"{where}, row {row_of(int(rows[bad]))}, column {cfg.target!r} (the target): "
                 f"{values[bad]!r} is not a number; data.task=regression needs numbers."
@@ -197,11 +211,3 @@ def _targets(
 def _few_integers(distinct: list[Any]) -> bool:
     """Whether numbers are class labels: whole numbers, at most MAX_INFERRED_CLASSES of them."""
     return len(distinct) <= MAX_INFERRED_CLASSES and all(float(v).is_integer() for v in distinct)
-
-
-def _is_float(value: Any) -> bool:
-    try:
-        float(value)
-    except (TypeError, ValueError):
-        return False
-    return True
