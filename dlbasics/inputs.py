@@ -2,15 +2,14 @@
 (a header naming the columns as in training; for a run trained on a table, its columns as
 they were, encoded as training encoded them) or an MNIST-format (IDX) image file."""
 
-import csv
-import math
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from dlbasics.data.idx import UNSIGNED_BYTE, read_idx
-from dlbasics.data.table import column_kind, encode, read_table
+from dlbasics.data.table import column_kind, encode, numbers, read_table, row_of
 from dlbasics.errors import DataError
 from dlbasics.preprocessing import Preprocessing
 
@@ -79,71 +78,22 @@ def _check_columns(path: Path, header: list[str], needed: list[str], ignored: se
 
 def read_feature_table(path: Path, preprocessing: Preprocessing, ignored: set[str]) -> Tensor:
     """The rows of a CSV table as (n, features), its columns matched to the training features
-    by name (in any order); a missing feature or a column training did not have is refused."""
-    header, rows = read_rows(path, _delimiter(path), str(path))
-    features = preprocessing.features
-    _check_columns(path, header, list(features), ignored)
+    by name (in any order); a missing feature, a column training did not have, a cell that is
+    not a number or an empty one is refused, naming it."""
     where = str(path)
-    columns = [header.index(name) for name in features]
-    values = [[parse_number(row[i], line, header[i], where) for i in columns] for line, row in rows]
-    return torch.tensor(values, dtype=torch.get_default_dtype()).reshape(-1, len(features))
-
-
-def read_rows(
-    path: Path, delimiter: str, where: str | None = None
-) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """The header and the (line number, fields) of every non-empty row; errors name the file
-    as ``where`` (default: data.path=<path>)."""
-    where = where or f"data.path={path}"
-    if not path.exists():
-        raise DataError(f"{where}: no such file (relative paths start in {Path.cwd()}).")
-    if not path.is_file():
-        raise DataError(f"{where} is a directory, not a CSV file.")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as file:
-            lines = [
-                (n, fields) for n, fields in enumerate(csv.reader(file, delimiter=delimiter), 1)
-            ]
-    except UnicodeDecodeError:
-        raise DataError(f"{where} is not a UTF-8 text file; is it really a CSV file?") from None
-    except csv.Error as error:
-        raise DataError(f"{where} cannot be read as CSV: {error}.") from None
-    lines = [(n, fields) for n, fields in lines if any(field.strip() for field in fields)]
-    if not lines:
-        raise DataError(f"{where} is empty; it needs a header row and at least one data row.")
-    (_, header), rows = lines[0], lines[1:]
-    header = [name.strip() for name in header]
-    if not rows:
-        raise DataError(f"{where} has a header row but no data rows.")
-    for line, fields in rows:
-        if len(fields) != len(header):
-            raise DataError(
-                f"{where}, row {line}: {len(fields)} fields, but the header has {len(header)} "
-                f"columns; check data.delimiter={delimiter!r} and quoting."
-            )
-    return header, rows
-
-
-def parse_number(text: str, line: int, column: str, where: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        shown = f"{text!r} is not a number" if text.strip() else "is empty"
-        raise DataError(
-            f"{where}, row {line}, column {column!r}: {shown}; every feature column must be "
-            "numeric (fill or drop such rows, or encode text as numbers)."
-        ) from None
-    if not math.isfinite(value):
-        raise DataError(
-            f"{where}, row {line}, column {column!r}: {text.strip()!r} is not a finite number; "
-            "fill or drop rows with missing values."
-        )
-    return value
-
-
-def _delimiter(path: Path) -> str:
-    """Tab for .tsv files, else a comma."""
-    return "\t" if path.suffix.lower() == ".tsv" else ","
+    table = read_table(path, None, where)
+    features = list(preprocessing.features)
+    _check_columns(path, table.column_names, features, ignored)
+    values = []
+    for name in features:
+        column = table.column(name)
+        if column_kind(name, column, False, where) != "numeric":
+            raise DataError(f"{where}: column {name!r} holds text; the model takes numbers.")
+        if column.null_count:
+            row = int(np.flatnonzero(np.asarray(column.is_null()))[0])
+            raise DataError(f"{where}, row {row_of(row)}, column {name!r} is empty.")
+        values.append(numbers(column))
+    return torch.from_numpy(np.stack(values, axis=1)).to(torch.get_default_dtype())
 
 
 def _few(names: list[str], shown: int = 8) -> list[str]:

@@ -185,6 +185,25 @@ def test_a_csv_of_new_rows_is_matched_to_the_training_columns_by_name(tmp_path, 
     (tmp_path / "more.csv").write_text("\n".join(more))
     err = refused(capsys, "predict", str(run_dir), str(tmp_path / "more.csv"))
     assert "training did not have: colour" in err
+    # A table's gaps are filled as in training (data.missing=impute)
+    gap = [lines[0], "," + lines[1].split(",", 1)[1], *lines[2:]]
+    (tmp_path / "gap.csv").write_text("\n".join(gap))
+    script("predict", str(run_dir), str(tmp_path / "gap.csv"), "--out", str(tmp_path / "g.csv"))
+    assert len(csv_rows((tmp_path / "g.csv").read_text())) == 150
+
+
+def test_a_csv_of_pixels_needs_a_number_in_every_cell(runs, tmp_path, capsys):
+    digits = read_bundled("digits")
+    header = ",".join(digits.feature_names)
+    rows = [",".join(f"{v:g}" for v in row) for row in digits.data[:3]]
+    (tmp_path / "ok.csv").write_text("\n".join([header, *rows]))
+    script("predict", str(runs["mlp"]), str(tmp_path / "ok.csv"), "--out", str(tmp_path / "p.csv"))
+    predicted = [int(r["prediction"]) for r in csv_rows((tmp_path / "p.csv").read_text())]
+    assert predicted == dlbasics.load(runs["mlp"]).predict(digits.data[:3]).tolist()
+    rows[1] = "," + rows[1].split(",", 1)[1]
+    (tmp_path / "gap.csv").write_text("\n".join([header, *rows]))
+    err = refused(capsys, "predict", str(runs["mlp"]), str(tmp_path / "gap.csv"))
+    assert "row 3, column 'pixel_0_0' is empty" in err
 
 
 def test_idx_images_are_read_and_a_wrong_size_is_refused(runs, tmp_path, capsys):
