@@ -226,7 +226,7 @@ def test_every_plotted_tag_is_named_by_one_rule():
 def test_report_ranks_accuracy_monitors_highest_first_and_unfinished_jobs_last():
     def job(name: str, best: float | None, status: str = "completed") -> JobResult:
         metrics = {} if best is None else {"best_monitor": best, "task": "multiclass"}
-        return JobResult(name, Path(name), {}, status, metrics, "val_acc", "max", None, None)
+        return JobResult(name, Path(name), {}, status, metrics, "val_acc", "max", None)
 
     jobs = [job("0", 0.8), job("1", None, "failed"), job("2", 0.9), job("3", None, "running")]
     ranking = choose_ranking(jobs)
@@ -456,7 +456,7 @@ def test_the_grid_jobs_are_the_presets_sweep_overridden_by_the_command_line():
 def test_a_regression_sweep_ranks_by_its_monitor_lowest_first():
     def job(name: str, val_loss: float) -> JobResult:
         metrics = {"best_monitor": val_loss, "task": "regression", "loss": "mse"}
-        return JobResult(name, Path(name), {}, "completed", metrics, "val_loss", "min", 1.0, None)
+        return JobResult(name, Path(name), {}, "completed", metrics, "val_loss", "min", None)
 
     jobs = [job("0", 0.3), job("1", 0.1), job("2", 0.2)]
     ranking = choose_ranking(jobs)

@@ -33,7 +33,6 @@ class JobResult:
     metrics: dict[str, Any]  # metrics.json; empty until the job has finished training
     monitor: str  # trainer.early_stopping.monitor
     mode: str  # min | max: which way the monitored metric improves
-    seconds: float | None  # wall time of the job, imports and all (job.json)
     error: str | None
 
     @property
@@ -123,12 +122,12 @@ def read_job(run_dir: Path, name: str) -> JobResult | None:
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
     record = read_record(run_dir)
     if record is not None:
-        status, seconds, error = live_status(record), record.seconds, record.error
+        status, error = live_status(record), record.error
     elif metrics:  # a run directory from before job.json
         status = FAILED if metrics.get("stop_reason") == "diverged" else COMPLETED
-        seconds, error = metrics.get("fit_seconds"), None
+        error = None
     else:
-        status, seconds, error = UNFINISHED, None, None
+        status, error = UNFINISHED, None
     return JobResult(
         name=name,
         run_dir=run_dir,
@@ -137,7 +136,6 @@ def read_job(run_dir: Path, name: str) -> JobResult | None:
         metrics=metrics,
         monitor=monitor,
         mode=mode,
-        seconds=seconds,
         error=error,
     )
 
