@@ -22,6 +22,7 @@ from dlbasics.activations import HIDDEN_ACTIVATIONS
 from dlbasics.config_guard import INSTANTIATE_KEYS, code_key_message
 from dlbasics.data import DATASETS
 from dlbasics.diagnostics import DiagConfig
+from dlbasics.ensembles import ENSEMBLES, EnsembleConfig
 from dlbasics.errors import ConfigError
 from dlbasics.loggers import LoggerConfig
 from dlbasics.losses import LossConfig, RegConfig
@@ -39,6 +40,7 @@ CHOICES: dict[str, Registry] = {
     "act": HIDDEN_ACTIVATIONS,
     "optim": OPTIMIZERS,
     "schedule": SCHEDULES,
+    "ensemble": ENSEMBLES,
 }
 
 
@@ -54,6 +56,8 @@ class Config:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     diag: DiagConfig = field(default_factory=DiagConfig)
+    # One model (none), or K of them combined (voting, bagging, boosting, stacking)
+    ensemble: Any = field(default_factory=EnsembleConfig)
     seed: int = 0
 
 

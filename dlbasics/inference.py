@@ -31,6 +31,7 @@ from dlbasics.cli import describe_hydra_error
 from dlbasics.config import Config, config_from_yaml, register_configs
 from dlbasics.data import DATASETS, DataSplits, build_data
 from dlbasics.data.core import DataConfig
+from dlbasics.ensembles import Ensemble, build_ensemble
 from dlbasics.errors import ConfigError, DataError
 from dlbasics.latest import RUN, resolve_latest
 from dlbasics.losses import Objective
@@ -146,10 +147,14 @@ def load(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu") -> 
     preprocessing = Preprocessing.read(run_dir)
     config = config_from_yaml(payload["config"])
     spec = preprocessing.spec
+    ensemble = config.ensemble.name != "none"
     with torch.random.fork_rng(devices=[]):  # building initialises weights: not the user's RNG
-        model = build_model(config, spec)
+        model = build_ensemble(config, spec) if ensemble else build_model(config, spec)
     try:
-        model.load_state_dict(payload["model"])
+        if isinstance(model, Ensemble):  # every member, and what combines them
+            model.load_checkpoint(payload)
+        else:
+            model.load_state_dict(payload["model"])
     except RuntimeError as error:
         raise DataError(
             f"{path} does not fit the model its config describes "
@@ -157,6 +162,8 @@ def load(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu") -> 
         ) from None
     model.to(resolve_device(device)).eval()
     objective = model_objective(config, model, model.fitted_spec(spec))
+    if isinstance(model, Ensemble):
+        model.objective = objective  # the members' outputs, which the combination reads
     return TrainedModel(model, preprocessing, config, objective, run_dir, path, payload["epoch"])
 
 

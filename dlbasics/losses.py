@@ -63,6 +63,22 @@ class Objective:
             return F.binary_cross_entropy_with_logits(scores, target)
         return F.mse_loss(self.activate(scores), self.as_values(target))
 
+    def sample_losses(self, scores: Tensor, target: Tensor) -> Tensor:
+        """Each sample's loss, (n,): what ``__call__`` averages (a per-step or multi-output
+        target's loss is averaged over its steps and outputs)."""
+        if self.loss == "cross_entropy" and self.task == "multiclass":
+            losses = F.cross_entropy(scores, target, reduction="none")
+        elif self.loss in ("bce", "cross_entropy"):
+            losses = F.binary_cross_entropy_with_logits(scores, target, reduction="none")
+        else:
+            losses = F.mse_loss(self.activate(scores), self.as_values(target), reduction="none")
+        return losses.flatten(1).mean(dim=1) if losses.ndim > 1 else losses
+
+    def weighted(self, scores: Tensor, target: Tensor, weights: Tensor) -> Tensor:
+        """The batch's loss with each sample counted ``weights`` times (boosting's sample
+        weights, whose mean over the training split is 1)."""
+        return (weights * self.sample_losses(scores, target)).mean()
+
     def as_values(self, target: Tensor) -> Tensor:
         """Targets as the output layer's values: one-hot rows for class labels."""
         if self.task == "multiclass":

@@ -20,6 +20,7 @@ from dlbasics.config import Config, flatten
 from dlbasics.data import DataSpec, build_data
 from dlbasics.diagnostics import Diagnostics
 from dlbasics.distributed import SingleProcess, check_batch_fits_ranks, join_ranks
+from dlbasics.ensembles import build_ensemble, ensemble_metrics, fit_ensemble, save_ensemble
 from dlbasics.errors import ConfigError
 from dlbasics.interrupt import StopOnSignal
 from dlbasics.loggers import build_logger, run_name
@@ -47,6 +48,9 @@ log = logging.getLogger("dlbasics")
 # Below this many parameters a model's kernels are too small to share among threads: on a
 # 2-core machine the digits MLP runs several times faster on one thread than on two.
 SMALL_MODEL_PARAMS = 1_000_000
+# From this many stacked members on, trainer.threads=auto uses every core (scripts/bench.py
+# compares one thread and two for 16 members).
+STACKED_THREADS = 4
 
 
 def train(
@@ -96,14 +100,16 @@ def _train(
     if cfg.diag.decision_boundary:
         check_can_draw(data.spec)
     torch.manual_seed(cfg.trainer.seed)  # after the data, so initialisation is its own seed
-    model = build_model(cfg, data.spec)
+    ensemble = cfg.ensemble.name != "none"  # K members combined (ensembles.py)
+    model = build_ensemble(cfg, data.spec) if ensemble else build_model(cfg, data.spec)
     check_precision(cfg.trainer, device, cfg.model.name, learns_by_backprop(model))
     data = model.prepare(data)  # what it fits: the data set, or (an RBM) its inputs
     check_reported_monitor(cfg.trainer, data.spec.task, cfg.model.name, model.epoch_metric_names)
     n_params = sum(p.numel() for p in model.parameters())
     if main:
         check_output(run_dir, sum(p.numel() * p.element_size() for p in model.parameters()))
-    threads = set_threads(cfg.trainer.threads, n_params, device)
+    stacked = model.stacked.size if ensemble else 1
+    threads = set_threads(cfg.trainer.threads, n_params, device, stacked)
     if device.type == "cuda" and not cfg.trainer.deterministic and has_convolutions(model):
         # Batches keep their shape, so timing cuDNN's algorithms once per shape pays off.
         torch.backends.cudnn.benchmark = True
@@ -154,6 +160,9 @@ def _train(
             if pretrained and pretrained[-1].stop_reason in ("interrupted", "diverged"):
                 fit = pretrained[-1]  # the run ends with that fit
                 stopped_in = fit.phase
+            elif ensemble:
+                fitted = fit_ensemble(model, data, objective, trainer, cfg, resume=resume)
+                fit = fitted.fit
             else:
                 fit = trainer.fit(model, data, objective, resume=resume)
         if stopped_in:  # the model itself never trained: it has nothing to report
@@ -217,6 +226,10 @@ def _train(
             ]
         if not stopped_in:  # the trained model's own measures (an RBM's image completion)
             metrics.update(model.final_metrics(data))
+        if ensemble:  # each member's test and fit, and what the kind reports (oob_acc, alphas)
+            metrics.update(ensemble_metrics(model, fitted, data, trainer, objective))
+            if checkpoint_dir and not model.resumable:  # several fits: written once, at the end
+                save_ensemble(model, checkpoint_dir, config_yaml, cfg.trainer.early_stopping)
         if has_threshold(data) and not stopped_in:  # where a one-feature classifier switches
             rule = getattr(cfg.data, "rule_cm", None)  # the oysters' hand-written rule
             metrics.update(threshold_metrics(model, data, objective, rule))
@@ -321,11 +334,17 @@ def speed_settings(cfg: TrainerConfig) -> str:
     return precision + (" compile=true" if cfg.compile else "") + limit + checkpoints
 
 
-def set_threads(threads: int | str, n_params: int, device: torch.device) -> int:
+def set_threads(threads: int | str, n_params: int, device: torch.device, stacked: int = 1) -> int:
+    """``trainer.threads``: auto gives a small model one thread, and a large one, or
+    ``stacked`` models trained as one computation, every core (their batched matrix products
+    are large enough to share)."""
     if threads == "auto":
-        if device.type != "cpu" or n_params >= SMALL_MODEL_PARAMS:
+        if device.type == "cpu" and stacked >= STACKED_THREADS:
+            threads = len(os.sched_getaffinity(0))
+        elif device.type != "cpu" or n_params >= SMALL_MODEL_PARAMS:
             return torch.get_num_threads()
-        threads = 1
+        else:
+            threads = 1
     torch.set_num_threads(int(threads))
     return int(threads)
 

@@ -33,11 +33,14 @@ from dlbasics.checkpoint import save_checkpoint
 from dlbasics.data import DataSplits
 from dlbasics.diagnostics import Diagnostics
 from dlbasics.distributed import SingleProcess
+from dlbasics.early_stopping import EXPLODED, EarlyStopping, EarlyStoppingConfig, diverged
 from dlbasics.errors import DataError
 from dlbasics.interrupt import StopOnSignal
 from dlbasics.loggers import Logger, NullLogger
 from dlbasics.losses import Objective
+from dlbasics.members import Members
 from dlbasics.models import Model
+from dlbasics.models.stacked import MemberObjective, StackedModel
 from dlbasics.optim import OptimConfig, ScheduleConfig, Scheduler, build_optimizer, build_scheduler
 from dlbasics.progress import NullProgress, Progress
 from dlbasics.schema import check, check_choice, check_seed
@@ -45,33 +48,7 @@ from dlbasics.training_state import EpochPass, TrainingState
 
 EVAL_CHUNK = 8192  # samples per forward pass when evaluating, to bound memory
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "16-mixed": torch.float16}  # trainer.precision
-# An epoch's training loss this many times the untrained model's (the first step's) has
-# diverged, finite or not.
-EXPLODED = 1e6
 TRAINER_MODES = ("batch", "sgd", "minibatch")  # the three kinds of gradient descent (`trainer=`)
-
-
-@dataclass
-class EarlyStoppingConfig:
-    enabled: bool = True
-    # Also what picks the best checkpoint: val_loss, val_acc, train_loss, train_acc, or a
-    # measure the model reports besides (an RBM's val_pll, …; checked once the model is built).
-    monitor: str = "val_loss"
-    mode: str = "auto"  # min | max | auto (max for accuracies and likelihoods, else min)
-    patience: int = 10  # epochs without improvement before stopping
-    min_delta: float = 0.0  # smallest change that counts as an improvement
-    restore_best: bool = True  # end with the best epoch's weights
-
-    def __post_init__(self) -> None:
-        check_choice("trainer.early_stopping.mode", self.mode, ("auto", "min", "max"))
-        check(self.patience >= 1, "trainer.early_stopping.patience", self.patience, ">= 1")
-        check(self.min_delta >= 0, "trainer.early_stopping.min_delta", self.min_delta, ">= 0")
-
-    @property
-    def resolved_mode(self) -> str:
-        if self.mode != "auto":
-            return self.mode
-        return "max" if self.monitor.endswith(("_acc", "_pll")) else "min"
 
 
 @dataclass
@@ -146,9 +123,7 @@ class TrainerConfig:
             "a positive number, or null for no clipping",
         )
         check_choice("trainer.grad_clip_mode", self.grad_clip_mode, ("norm", "value"))
-        check(
-            self.checkpoint_every >= 1, "trainer.checkpoint_every", self.checkpoint_every, ">= 1"
-        )
+        check(self.checkpoint_every >= 1, "trainer.checkpoint_every", self.checkpoint_every, ">= 1")
         check_choice("trainer.on_nan", self.on_nan, ("stop", "skip"))
         check_choice("trainer.precision", self.precision, ["32", *AUTOCAST_DTYPES])
         check(
@@ -173,54 +148,9 @@ class FitResult:
     stop_signal: int | None = None  # the signal that interrupted the run
     message: str | None = None  # what went wrong and what to try, when it did (divergence)
     phase: str | None = None  # the fit of a sequence it was (phases.py), if one
-
-
-def diverged(loss: float, first_loss: float | None) -> bool:
-    """Whether an epoch's training loss is non-finite, or over EXPLODED times the untrained
-    model's (``first_loss``, its first step's)."""
-    exploded = first_loss is not None and first_loss > 0 and loss > EXPLODED * first_loss
-    return not math.isfinite(loss) or exploded
-
-
-class EarlyStopping:
-    """Tracks the monitored metric; says when it stopped improving for ``patience`` epochs."""
-
-    def __init__(self, cfg: EarlyStoppingConfig):
-        self.cfg = cfg
-        self.mode = cfg.resolved_mode
-        self.best: float | None = None
-        self.best_epoch = 0
-        self.bad_epochs = 0
-
-    def update(self, value: float, epoch: int) -> bool:
-        """Record one epoch's value; True when it is the best so far."""
-        if not math.isfinite(value):  # a non-finite loss is never the best epoch
-            improved = False
-        elif self.best is None:
-            improved = True
-        elif self.mode == "min":
-            improved = value < self.best - self.cfg.min_delta
-        else:
-            improved = value > self.best + self.cfg.min_delta
-        if improved:
-            self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
-        else:
-            self.bad_epochs += 1
-        return improved
-
-    @property
-    def should_stop(self) -> bool:
-        return self.cfg.enabled and self.bad_epochs >= self.cfg.patience
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.best, self.best_epoch, self.bad_epochs = (
-            state["best"],
-            state["best_epoch"],
-            state["bad_epochs"],
-        )
+    # A stacked fit's members, each as metrics.json gives it: its epochs run, stop reason, best
+    # epoch and monitor, best validation loss and last epoch's measures (Member.result).
+    members: list[dict[str, Any]] | None = None
 
 
 class Trainer:
@@ -288,18 +218,28 @@ class Trainer:
         self,
         model: Model,
         data: DataSplits,
-        objective: Objective,
+        objective: Objective | MemberObjective,
         resume: dict[str, Any] | None = None,
+        sample_weights: Tensor | None = None,
     ) -> FitResult:
-        """Train ``model``; ``resume`` is a ``last.pt`` payload to continue from."""
+        """Train ``model``; ``resume`` is a ``last.pt`` payload to continue from.
+        ``sample_weights`` (n,), mean 1: how much each training sample counts in the loss
+        (boosting's weights); None: every sample once.
+
+        A StackedModel (K members as one computation) trains through the same loop: each step
+        takes every member's own batch, (K, B, …), and backpropagates the sum of the members'
+        own losses; each member stops, and keeps its best epoch, on its own (members.py)."""
         cfg, parallel = self.cfg, self.parallel
+        stacked = isinstance(model, StackedModel)
         model.to(self.device)
         # The whole data set lives on the device; batches are index slices, not copies made
         # by a DataLoader. An RBM's targets are its inputs: one tensor, moved once.
         targets_are_inputs = data.y_train is data.x_train
         x_train, y_train = self._on_device(data.x_train, data.y_train)
         x_val, y_val = self._on_device(data.x_val, data.y_val)
-        n = len(x_train)
+        if sample_weights is not None:
+            sample_weights = sample_weights.to(self.device)
+        n = x_train.shape[1] if stacked and model.own_data else len(x_train)
         batch_size = n if cfg.batch_size is None else min(cfg.batch_size, n)
         classify = data.spec.task != "regression"
         skip_non_finite = cfg.on_nan == "skip"
@@ -312,7 +252,9 @@ class Trainer:
         if cfg.compile:  # compiled on the first forward pass; the state dict keeps its names
             model.compile()
         forward = parallel.wrap(model)  # under torchrun, DDP: backward averages the gradients
-        optimizer = build_optimizer(model.parameters(), self.optim, self.device)
+        # stacked members: a parameter group each, with its own learning rate and decay
+        parameters = model.param_groups() if stacked else model.parameters()
+        optimizer = build_optimizer(parameters, self.optim, self.device)
         # float16 gradients underflow: the loss is scaled up before backpropagation and the
         # gradients down before the step. Unless trainer.precision=16-mixed, it passes
         # everything through unchanged.
@@ -320,11 +262,16 @@ class Trainer:
         autocast = self.autocast()
         stopper = EarlyStopping(cfg.early_stopping)
         scheduler = build_scheduler(optimizer, self.schedule, cfg.epochs, stopper.mode)
-        # Drawn on the CPU, so that every device takes the same batches in the same order.
-        shuffle = torch.Generator().manual_seed(cfg.seed)
+        # Drawn on the CPU, so that every device takes the same batches in the same order;
+        # stacked members each shuffle with their own seed.
+        seeds = [member.seed for member in model.settings] if stacked else [cfg.seed]
+        shuffles = [torch.Generator().manual_seed(seed) for seed in seeds]
+        members = Members(model.size, cfg.early_stopping) if stacked else None
         state = TrainingState()
         if resume is not None:
-            state = self._restore(resume, model, optimizer, scheduler, scaler, stopper, shuffle)
+            state = self._restore(
+                resume, model, optimizer, scheduler, scaler, stopper, shuffles, members
+            )
         monitor = cfg.early_stopping.monitor
         progress = Progress(cfg.epochs, monitor) if self.progress else NullProgress()
         diagnostics = self.diagnostics
@@ -342,14 +289,19 @@ class Trainer:
                 model.train()
                 parallel.seed_epoch(cfg.seed, epoch)
                 if state.epoch is None:
-                    order = torch.randperm(n, generator=shuffle).to(self.device)
-                    state.epoch = EpochPass(order)
+                    if stacked:  # (K, n): each member's own order (of its own samples)
+                        order = model.epoch_order(n, shuffles)
+                    else:
+                        order = torch.randperm(n, generator=shuffles[0])
+                    state.epoch = EpochPass(order.to(self.device))
                 run = state.epoch
-                batches = run.order[run.next_start : end].split(batch_size)
+                batches = run.order[..., run.next_start : end].split(batch_size, dim=-1)
                 for index in progress.batches(epoch, batches, len(batches)):
                     if self.interrupt.requested and parallel.stops_between_steps:  # SIGINT/SIGTERM
                         break
-                    if batch_size < n:
+                    if stacked:  # index (K, B): row k is member k's batch
+                        xb, yb = model.take(x_train, index), model.take(y_train, index)
+                    elif batch_size < n:
                         index = parallel.local_batch(index)
                         xb = x_train[index]
                         yb = xb if targets_are_inputs else y_train[index]
@@ -361,11 +313,18 @@ class Trainer:
                     if model.learns_by_backprop:
                         with autocast:
                             scores = forward(xb)
-                            loss = objective(scores, yb)
+                            if sample_weights is None:
+                                loss = objective(scores, yb)
+                            else:  # boosting: what the members before got wrong weighs more
+                                whole = batch_size == n
+                                weights = sample_weights if whole else sample_weights[index]
+                                loss = objective.weighted(scores, yb, weights)
                         if objective.has_penalty:  # reg.l1, reg.l2: weights pay for their size
                             loss_with_penalty = loss + objective.penalty(model)
                         else:
                             loss_with_penalty = loss
+                        if stacked:  # the members' own losses, (K,): member k's weights reach
+                            loss_with_penalty = loss_with_penalty.sum()  # only the k-th term
                         scaler.scale(loss_with_penalty).backward()
                     else:  # a learning rule of its own (perceptron, RBM) writes .grad
                         loss, scores = model.write_gradients(xb, yb, objective)
@@ -383,46 +342,39 @@ class Trainer:
 
                     state.steps += 1
                     correct = objective.correct(scores.detach(), yb) if classify else None
-                    run.record(loss.detach(), xb.shape[0], correct)
+                    run.record(loss.detach(), yb.shape[1] if stacked else xb.shape[0], correct)
                 if run.next_start < end:  # stopped part-way: last.pt resumes at the next step
                     stop_reason, stop_signal = "interrupted", self.interrupt.signal_number
                     break
 
                 # --- end of epoch: measure, then decide --------------------------------------
                 run = parallel.combine(run)  # every rank's steps, as one process would see them
-                metrics = {"train_loss": run.mean_loss()}
-                if state.first_loss is None and run.losses:  # the untrained model's loss
-                    state.first_loss = run.losses[0].item()
-                if diverged(metrics["train_loss"], state.first_loss):
-                    stop_reason = "diverged"
-                    message = self._divergence_message(
-                        run, metrics["train_loss"], epoch, state, stopper.best_epoch
+                if stacked:  # each member measured, kept and stopped on its own
+                    metrics = self._end_member_epochs(
+                        model, members, run, x_val, y_val, objective, epoch
                     )
-                    if diagnostics:  # the gradients that blew up, for TensorBoard
-                        diagnostics.end_epoch(epoch)
-                    break
-                if classify:
-                    metrics["train_acc"] = run.accuracy()
-                model.eval()
-                val_loss, val_acc = self._measure(model, x_val, y_val, objective)
-                metrics["val_loss"] = val_loss
-                if classify:
-                    metrics["val_acc"] = val_acc
-                metrics.update(model.epoch_metrics(x_train, x_val))
-                state.epoch, state.epochs_done, state.metrics = None, epoch, metrics
-                if state.best_val_loss is None or val_loss < state.best_val_loss:
-                    state.best_val_loss = val_loss
+                    state.epoch, state.epochs_done, state.metrics = None, epoch, metrics
+                    if not members.training:
+                        stop_reason = "early_stopping" if members.stopped_early else "diverged"
+                    stop = not members.training
+                else:
+                    metrics, stop, message = self._end_epoch(
+                        model, run, x_train, x_val, y_val, objective, epoch, state, stopper
+                    )
+                    if message:  # diverged
+                        stop_reason = "diverged"
+                        if diagnostics:  # the gradients that blew up, for TensorBoard
+                            diagnostics.end_epoch(epoch)
+                        break
 
-                monitored = metrics.get(cfg.early_stopping.monitor)
-                lr = optimizer.param_groups[0]["lr"]
+                lrs = [group["lr"] for group in optimizer.param_groups]  # this epoch's
                 if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    scheduler.step(monitored)
+                    scheduler.step(metrics.get(cfg.early_stopping.monitor))
                 elif scheduler is not None:
                     scheduler.step()
-                if stopper.update(monitored, epoch):
-                    state.best_state = {k: v.clone() for k, v in model.state_dict().items()}
-
-                self.logger.log_scalars(self._tags(metrics, lr, model, objective), epoch)
+                self.logger.log_scalars(
+                    self._tags(metrics, lrs, model, objective, members, epoch), epoch
+                )
                 if epoch % cfg.checkpoint_every == 0:
                     self._log_images(model, x_val, epoch)
                 if diagnostics:
@@ -431,13 +383,21 @@ class Trainer:
                 if self.checkpoint_dir and epoch % cfg.checkpoint_every == 0:
                     fit_seconds = state.fit_seconds + time.perf_counter() - started
                     self._save(
-                        model, optimizer, scheduler, scaler, stopper, shuffle, state, fit_seconds
+                        model,
+                        optimizer,
+                        scheduler,
+                        scaler,
+                        stopper,
+                        shuffles,
+                        state,
+                        fit_seconds,
+                        members=members,
                     )
                 stop_early, stop_signal = parallel.agree_to_stop(
-                    stopper.should_stop, self.interrupt.signal_number
+                    stop, self.interrupt.signal_number
                 )
                 if stop_early:
-                    stop_reason = "early_stopping"
+                    stop_reason = "early_stopping" if not stacked else stop_reason
                     break
                 if stop_signal:
                     stop_reason = "interrupted"
@@ -455,13 +415,25 @@ class Trainer:
                 scheduler,
                 scaler,
                 stopper,
-                shuffle,
+                shuffles,
                 state,
                 fit_seconds,
                 stop_reason,
+                members,
             )
-        if cfg.early_stopping.restore_best and state.best_state is not None:
-            model.load_state_dict(state.best_state)
+        if cfg.early_stopping.restore_best:
+            if stacked:  # each member its own best epoch
+                for member, record in zip(model.members, members.records, strict=True):
+                    if record.best_state is not None:
+                        member.load_state_dict(record.best_state)
+            elif state.best_state is not None:
+                model.load_state_dict(state.best_state)
+        if stacked:  # the members' own best epochs: the latest, and their mean best value
+            results = [record.result() for record in members.records]
+            best_values = [r["best_monitor"] for r in results]
+            stopper.best_epoch = max(r["best_epoch"] for r in results)
+            stopper.best = None if None in best_values else _mean(best_values)
+            state.best_val_loss = _mean([r["best_val_loss"] for r in results])
         return FitResult(
             epochs_run=state.epochs_done,
             steps=state.steps,
@@ -474,7 +446,80 @@ class Trainer:
             skipped_steps=state.skipped_steps,
             stop_signal=stop_signal if stop_reason == "interrupted" else None,
             message=message,
+            members=results if stacked else None,
         )
+
+    def _end_epoch(
+        self,
+        model: Model,
+        run: EpochPass,
+        x_train: Tensor,
+        x_val: Tensor,
+        y_val: Tensor,
+        objective: Objective,
+        epoch: int,
+        state: TrainingState,
+        stopper: EarlyStopping,
+    ) -> tuple[dict[str, float | None], bool, str | None]:
+        """The epoch's measures; early stopping's and the best epoch's bookkeeping. Returns the
+        measures, whether to stop, and what went wrong when the loss diverged."""
+        metrics = {"train_loss": run.mean_loss()}
+        if state.first_loss is None and run.losses:  # the untrained model's loss
+            state.first_loss = run.losses[0].item()
+        if diverged(metrics["train_loss"], state.first_loss):
+            message = self._divergence_message(
+                run, metrics["train_loss"], epoch, state, stopper.best_epoch
+            )
+            return metrics, True, message
+        classify = objective.task != "regression"
+        if classify:
+            metrics["train_acc"] = run.accuracy()
+        model.eval()
+        val_loss, val_acc = self._measure(model, x_val, y_val, objective)
+        metrics["val_loss"] = val_loss
+        if classify:
+            metrics["val_acc"] = val_acc
+        metrics.update(model.epoch_metrics(x_train, x_val))
+        state.epoch, state.epochs_done, state.metrics = None, epoch, metrics
+        if state.best_val_loss is None or val_loss < state.best_val_loss:
+            state.best_val_loss = val_loss
+        if stopper.update(metrics.get(self.cfg.early_stopping.monitor), epoch):
+            state.best_state = {k: v.clone() for k, v in model.state_dict().items()}
+        return metrics, stopper.should_stop, None
+
+    def _end_member_epochs(
+        self,
+        model: StackedModel,
+        members: Members,
+        run: EpochPass,
+        x_val: Tensor,
+        y_val: Tensor,
+        objective: MemberObjective,
+        epoch: int,
+    ) -> dict[str, float | None]:
+        """Each member's measures of the epoch, recorded in ``members``, which stops those done
+        (members.py). Returns the ensemble's measures when the members vote (its validation
+        loss and accuracy; the training ones are the members' mean), else the members' mean."""
+        classify = objective.task != "regression"
+        train_loss = run.mean_loss()
+        train_acc = run.accuracy() if classify else [None] * model.size
+        model.eval()
+        val_loss, val_acc, ensemble = self._measure_members(model, x_val, y_val, objective)
+        measured = [
+            {"train_loss": train_loss[k], "train_acc": train_acc[k]} if classify else
+            {"train_loss": train_loss[k]}
+            for k in range(model.size)
+        ]
+        for k, m in enumerate(measured):
+            m["val_loss"] = val_loss[k]
+            if classify:
+                m["val_acc"] = val_acc[k]
+        for k in members.end_epoch(epoch, measured, model.member_states()):
+            model.stop_member(k)
+        metrics = {key: _mean([m[key] for m in measured]) for key in measured[0]}
+        if ensemble is not None:
+            metrics.update(ensemble)
+        return metrics
 
     def evaluate(
         self, model: Model, x: Tensor, y: Tensor, objective: Objective
@@ -508,6 +553,33 @@ class Trainer:
         accuracy = correct / count if classify else None
         return loss_sum / count, accuracy
 
+    @torch.no_grad()
+    def _measure_members(
+        self, model: StackedModel, x: Tensor, y: Tensor, objective: MemberObjective
+    ) -> tuple[list[float], list[float | None], dict[str, float | None] | None]:
+        """Each member's mean loss and accuracy over a split (lists of K), and the ensemble's
+        (``val_loss``, ``val_acc``) when the members vote (``model.vote``), else None."""
+        x, y = self._on_device(x, y)
+        with self.autocast():
+            chunks = model.inputs(x).split(EVAL_CHUNK, dim=1)
+            scores = torch.cat([model(chunk) for chunk in chunks], dim=1).float()
+        targets = y if model.own_data else y.expand(model.size, *y.shape)
+        count = targets.shape[1]
+        losses = objective(scores, targets).tolist()
+        classify = objective.task != "regression"
+        if classify:
+            accuracies = (objective.correct(scores, targets) / count).tolist()
+        else:
+            accuracies = [None] * model.size
+        if model.vote is None:
+            return losses, accuracies, None
+        single = objective.objective  # the ensemble answers as one model of the family would
+        combined = model.vote(single, scores)
+        ensemble = {"val_loss": single(combined, y).item()}
+        if classify:
+            ensemble["val_acc"] = single.correct(combined, y).item() / count
+        return losses, accuracies, ensemble
+
     def _on_device(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         """Inputs and targets on the training device; targets that are the inputs stay one
         tensor (no second copy on the GPU)."""
@@ -522,21 +594,42 @@ class Trainer:
         return torch.autocast(self.device.type, dtype=AUTOCAST_DTYPES[self.cfg.precision])
 
     def _clip_gradients(self, model: Model) -> None:
-        if self.cfg.grad_clip_mode == "norm":
-            torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
-        else:
-            torch.nn.utils.clip_grad_value_(model.parameters(), self.cfg.grad_clip)
+        """Clip by ``trainer.grad_clip``: stacked members each their own norm, as alone."""
+        for part in model.members if isinstance(model, StackedModel) else [model]:
+            if self.cfg.grad_clip_mode == "norm":
+                torch.nn.utils.clip_grad_norm_(part.parameters(), self.cfg.grad_clip)
+            else:
+                torch.nn.utils.clip_grad_value_(part.parameters(), self.cfg.grad_clip)
 
     def _tags(
-        self, metrics: dict[str, float | None], lr: float, model: Model, objective: Objective
+        self,
+        metrics: dict[str, float | None],
+        lrs: list[float],
+        model: Model,
+        objective: Objective | MemberObjective,
+        members: Members | None,
+        epoch: int,
     ) -> dict[str, float]:
-        """TensorBoard names: train_loss → loss/train, gap_free_energy → free_energy/gap, …"""
+        """TensorBoard names: train_loss → loss/train, gap_free_energy → free_energy/gap, …;
+        a stacked fit's members each under member/<k>/ (those that trained this epoch)."""
         tags = {}
         for key, value in metrics.items():
             split, _, kind = key.partition("_")
             tags[f"{self.tag_prefix}{kind}/{split}"] = value
-        tags[f"{self.tag_prefix}lr"] = lr
-        if objective.has_penalty:  # the L1/L2 term added to the training loss
+        tags[f"{self.tag_prefix}lr"] = lrs[0]
+        if members is not None:
+            penalties = objective.penalty(model).tolist() if objective.has_penalty else None
+            for k, record in enumerate(members.records):
+                if record.epochs_run != epoch:
+                    continue
+                prefix = f"{self.tag_prefix}member/{k}/"
+                for key, value in record.metrics.items():
+                    split, _, kind = key.partition("_")
+                    tags[f"{prefix}{kind}/{split}"] = value
+                tags[f"{prefix}lr"] = lrs[k]  # its own parameter group's
+                if penalties is not None:
+                    tags[f"{prefix}reg/penalty"] = penalties[k]
+        elif objective.has_penalty:  # the L1/L2 term added to the training loss
             tags[f"{self.tag_prefix}reg/penalty"] = objective.penalty(model).item()
         return tags
 
@@ -576,15 +669,18 @@ class Trainer:
         scheduler: Scheduler | None,
         scaler: torch.amp.GradScaler,
         stopper: EarlyStopping,
-        shuffle: torch.Generator,
+        shuffles: list[torch.Generator],
         state: TrainingState,
         fit_seconds: float,
         stop_reason: str | None = None,
+        members: Members | None = None,
     ) -> None:
         """Write best.pt, and last.pt unless the weights are no longer finite (a diverged run
-        keeps the last.pt of its last checkpoint)."""
+        keeps the last.pt of its last checkpoint). A stacked fit's hold every member: last.pt
+        each member's record besides, best.pt each member's best weights."""
         assert self.checkpoint_dir is not None
         common = {"config": self.config_yaml, "monitor": self.cfg.early_stopping.monitor}
+        shuffle = [g.get_state() for g in shuffles] if members else shuffles[0].get_state()
         if stop_reason != "diverged":
             save_checkpoint(
                 {
@@ -597,12 +693,23 @@ class Trainer:
                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
                     "grad_scaler": scaler.state_dict(),  # {} unless 16-mixed
                     "early_stopping": stopper.state_dict(),
-                    "rng": {"torch": torch.get_rng_state(), "shuffle": shuffle.get_state()},
+                    "rng": {"torch": torch.get_rng_state(), "shuffle": shuffle},
                     "training": state.state_dict(fit_seconds),
+                    **({"members": members.state_dict()} if members else {}),
                 },
                 self.checkpoint_dir / "last.pt",
             )
-        if state.best_state is not None:
+        if members is not None:
+            best = model.state_dict()  # a member without a best epoch yet: as it is
+            for k, record in enumerate(members.records):
+                for key, value in (record.best_state or {}).items():
+                    best[f"members.{k}.{key}"] = value
+            best_epochs = [record.stopper.best_epoch for record in members.records]
+            save_checkpoint(
+                {**common, "epoch": max(best_epochs), "best_epochs": best_epochs, "model": best},
+                self.checkpoint_dir / "best.pt",
+            )
+        elif state.best_state is not None:
             save_checkpoint(
                 {
                     **common,
@@ -621,11 +728,22 @@ class Trainer:
         scheduler: Scheduler | None,
         scaler: torch.amp.GradScaler,
         stopper: EarlyStopping,
-        shuffle: torch.Generator,
+        shuffles: list[torch.Generator],
+        members: Members | None,
     ) -> TrainingState:
         """Put the state of a ``last.pt`` back into freshly built training objects."""
         try:
             model.load_state_dict(checkpoint["model"])
+            if members is not None:
+                assert isinstance(model, StackedModel)
+                members.load_state_dict(checkpoint["members"])
+                for k, record in enumerate(members.records):
+                    if record.stop_reason is not None:
+                        model.stop_member(k)
+                for g, saved in zip(shuffles, checkpoint["rng"]["shuffle"], strict=True):
+                    g.set_state(saved)
+            else:
+                shuffles[0].set_state(checkpoint["rng"]["shuffle"])
             optimizer.load_state_dict(checkpoint["optimizer"])
             if scheduler is not None:
                 scheduler.load_state_dict(checkpoint["scheduler"])
@@ -633,10 +751,15 @@ class Trainer:
                 scaler.load_state_dict(checkpoint["grad_scaler"])
             stopper.load_state_dict(checkpoint["early_stopping"])
             torch.set_rng_state(checkpoint["rng"]["torch"])
-            shuffle.set_state(checkpoint["rng"]["shuffle"])
             return TrainingState.from_state_dict(checkpoint["training"], self.device)
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             raise DataError(
                 f"trainer.resume: the checkpoint does not fit this model and trainer "
                 f"({type(error).__name__}: {str(error).splitlines()[0][:200]})."
             ) from None
+
+
+def _mean(values: list[float | None]) -> float | None:
+    """The mean of a measure over the members (None where it has none)."""
+    known = [v for v in values if v is not None]
+    return math.fsum(known) / len(known) if known else None

@@ -30,15 +30,22 @@ class EpochPass:
         if correct is not None:
             self.correct.append(correct)
 
-    def mean_loss(self) -> float:
+    def mean_loss(self) -> float | list[float]:
+        """The pass' mean training loss; a stacked fit's: each member's (a list)."""
         if not self.losses:
             return math.nan  # every step was skipped
+        if self.losses[0].ndim:  # (K,) per step, one per member
+            sizes = torch.tensor(self.sizes, dtype=torch.float64).unsqueeze(1)
+            losses = torch.stack(self.losses).cpu().double()
+            return ((losses * sizes).sum(dim=0) / sizes.sum()).tolist()
         # Weighted on the host, in float64: one read, and no tensor of the sizes to build.
         losses = torch.stack(self.losses).tolist()
         weighted = (loss * size for loss, size in zip(losses, self.sizes, strict=True))
         return math.fsum(weighted) / sum(self.sizes)
 
-    def accuracy(self) -> float:
+    def accuracy(self) -> float | list[float]:
+        if self.correct and self.correct[0].ndim:  # a stacked fit's: each member's
+            return (torch.stack(self.correct).sum(dim=0) / sum(self.sizes)).tolist()
         return torch.stack(self.correct).sum().item() / sum(self.sizes) if self.correct else 0.0
 
     def first_non_finite(self) -> int | None:

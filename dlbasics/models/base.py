@@ -2,7 +2,7 @@
 model registry."""
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, ClassVar
 
@@ -74,7 +74,7 @@ class Model(nn.Module):
                 saved = state_dict.get(f"{prefix}.{name}" if prefix else name)
                 mine = getattr(module, name)
                 if saved is not None and saved.shape != mine.shape:
-                    setattr(module, name, torch.zeros(saved.shape, device=mine.device))
+                    setattr(module, name, torch.zeros_like(saved, device=mine.device))
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def write_gradients(self, x: Tensor, y: Tensor, objective: Objective) -> tuple[Tensor, Tensor]:
@@ -103,6 +103,16 @@ class Model(nn.Module):
         """Images for TensorBoard, tag → (channels, height, width) in [0, 1]; written with
         each checkpoint and at the end of a fit."""
         return {}
+
+    @staticmethod
+    def forward_stacked(
+        members: Sequence["Model"], x: Tensor, generators: Sequence[torch.Generator]
+    ) -> Tensor:
+        """The forward pass of K members of this family at once (stacked training,
+        models/stacked.py): ``x`` (K, batch, …) → scores (K, batch, …), member k's dropout
+        masks drawn from ``generators[k]``. A family without it trains its members one by
+        one."""
+        raise NotImplementedError
 
     def final_metrics(self, data: DataSplits) -> dict[str, float]:
         """Measures of the trained model for metrics.json, taken once after the test (an

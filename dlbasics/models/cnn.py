@@ -1,14 +1,17 @@
 """The convolutional network (docs/concepts.md §9): convolution + pooling blocks, then dense
 layers."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import torch
 from torch import Tensor, nn
 
 from dlbasics.activations import ActConfig, hidden_activation
 from dlbasics.data import DataSpec
 from dlbasics.errors import ConfigError
+from dlbasics.models import stacked_layers
 from dlbasics.models.base import MODELS, Model, ModelConfig, require_sample_rank
 from dlbasics.models.mlp import MLP
 from dlbasics.schema import check, check_choice, check_sizes
@@ -95,6 +98,13 @@ class CNN(Model):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x))
+
+    @staticmethod
+    def forward_stacked(
+        members: Sequence["CNN"], x: Tensor, generators: Sequence[torch.Generator]
+    ) -> Tensor:
+        maps = stacked_layers.sequential([m.features for m in members], x, generators)
+        return MLP.forward_stacked([m.head for m in members], maps, generators)
 
 
 @MODELS.register("cnn", CNNConfig)

@@ -1,13 +1,16 @@
 """The multi-layer perceptron: linear → activation → … → linear (docs/concepts.md §3)."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dlbasics.activations import ActConfig, hidden_activation
 from dlbasics.data import DataSpec
+from dlbasics.models import stacked_layers
 from dlbasics.models.base import MODELS, Model, ModelConfig
 from dlbasics.schema import check_sizes
 
@@ -73,6 +76,12 @@ class MLP(Model):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x.flatten(1))
+
+    @staticmethod
+    def forward_stacked(
+        members: Sequence["MLP"], x: Tensor, generators: Sequence[torch.Generator]
+    ) -> Tensor:
+        return stacked_layers.sequential([m.net for m in members], x.flatten(2), generators)
 
 
 @MODELS.register("mlp", MLPConfig)

@@ -5,6 +5,7 @@ grow by a factor per step (§8); the LSTM and GRU carry the state through gates 
 lets them remember across long sequences (the adding problem shows the difference).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -12,7 +13,9 @@ import torch
 from torch import Tensor, nn
 
 from dlbasics.data import DataSpec
+from dlbasics.models import stacked_layers
 from dlbasics.models.base import MODELS, Model, ModelConfig, require_sample_rank
+from dlbasics.models.stacked_recurrent import stacked_recurrent
 from dlbasics.schema import check, check_choice
 
 if TYPE_CHECKING:
@@ -103,6 +106,31 @@ class RNN(Model):
             # Not states[:, -1]: there the backward direction has read one step only.
             features = final_h[-self.directions :].permute(1, 0, 2).flatten(1)
         return self.head(self.dropout(features))
+
+    @staticmethod
+    def forward_stacked(
+        members: Sequence["RNN"], x: Tensor, generators: Sequence[torch.Generator]
+    ) -> Tensor:
+        """On a GPU, the members' recurrences as batched cells (stacked_recurrent.py). On a CPU
+        each member runs torch's own recurrent layer in turn: its fused oneDNN kernel beats
+        batched cells written with public ops (scripts/bench.py has the figures)."""
+        if x.device.type == "cpu":
+            return torch.stack([member(part) for member, part in zip(members, x, strict=True)])
+        return RNN.forward_batched(members, x, generators)
+
+    @staticmethod
+    def forward_batched(
+        members: Sequence["RNN"], x: Tensor, generators: Sequence[torch.Generator]
+    ) -> Tensor:
+        """The members' forward passes as one batched computation, on any device."""
+        first = members[0]
+        states, final_h = stacked_recurrent([m.recurrent for m in members], x, generators)
+        if first.per_step:
+            features = states
+        else:  # the last layer's final states of both directions, side by side (as forward)
+            features = final_h[:, -first.directions :].permute(0, 2, 1, 3).flatten(2)
+        dropped = stacked_layers.dropout(features, first.dropout.p, first.training, generators)
+        return stacked_layers.linear([m.head for m in members], dropped)
 
 
 def _open_forget_gates(lstm: nn.LSTM) -> None:
