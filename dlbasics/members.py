@@ -21,6 +21,7 @@ class Member:
     stopper: EarlyStopping
     stop_reason: str | None = None  # None while it trains: early_stopping | diverged
     epochs_run: int = 0
+    steps: int = 0  # optimizer steps it took
     best_state: dict[str, Tensor] | None = None  # its weights at its best epoch
     best_val_loss: float | None = None
     first_loss: float | None = None  # its first epoch's training loss: growth is measured on it
@@ -31,6 +32,7 @@ class Member:
             "early_stopping": self.stopper.state_dict(),
             "stop_reason": self.stop_reason,
             "epochs_run": self.epochs_run,
+            "steps": self.steps,
             "best_model": self.best_state,
             "best_val_loss": self.best_val_loss,
             "first_loss": self.first_loss,
@@ -41,6 +43,7 @@ class Member:
         self.stopper.load_state_dict(state["early_stopping"])
         self.stop_reason = state["stop_reason"]
         self.epochs_run = state["epochs_run"]
+        self.steps = state["steps"]
         self.best_state = state["best_model"]
         self.best_val_loss = state["best_val_loss"]
         self.first_loss = state["first_loss"]
@@ -50,6 +53,7 @@ class Member:
         """What metrics.json says of this member."""
         return {
             "epochs_run": self.epochs_run,
+            "steps": self.steps,
             "stop_reason": self.stop_reason or "max_epochs",
             "best_epoch": self.stopper.best_epoch,
             "best_monitor": self.stopper.best,
@@ -81,10 +85,15 @@ class Members:
         return any(m.stop_reason == "early_stopping" for m in self.records)
 
     def end_epoch(
-        self, epoch: int, metrics: list[dict[str, float | None]], states: list[dict[str, Tensor]]
+        self,
+        epoch: int,
+        steps: int,
+        metrics: list[dict[str, float | None]],
+        states: list[dict[str, Tensor]],
     ) -> list[int]:
-        """Record epoch ``epoch`` of each member still training, ``metrics[k]`` its measures and
-        ``states[k]`` its weights; return the members that stop now."""
+        """Record epoch ``epoch`` of each member still training (``steps`` taken so far),
+        ``metrics[k]`` its measures and ``states[k]`` its weights; return the members that stop
+        now."""
         stopping = []
         for k in self.training:
             member, measured = self.records[k], metrics[k]
@@ -95,7 +104,7 @@ class Members:
                 member.stop_reason = "diverged"
                 stopping.append(k)
                 continue
-            member.epochs_run, member.metrics = epoch, measured
+            member.epochs_run, member.steps, member.metrics = epoch, steps, measured
             val_loss = measured["val_loss"]
             if member.best_val_loss is None or val_loss < member.best_val_loss:
                 member.best_val_loss = val_loss

@@ -41,7 +41,7 @@ from dlbasics.progress import WIDTH
 from dlbasics.resume import load_resume_checkpoint
 from dlbasics.run_lock import RunDirectoryLock
 from dlbasics.threshold import has_threshold, threshold_metrics
-from dlbasics.trainer import Trainer, TrainerConfig
+from dlbasics.trainer import FitResult, Trainer, TrainerConfig
 
 log = logging.getLogger("dlbasics")
 
@@ -123,8 +123,7 @@ def _train(
     check_resumable(cfg.trainer, cfg.model.name, model.resumable)
     config_yaml = OmegaConf.to_yaml(asdict(cfg))  # (not OmegaConf.structured: twice as slow)
     resume = load_resume_checkpoint(cfg, config_yaml)
-    tb_dir = run_dir / "tb" / run_name(name) if name else run_dir / "tb"
-    logger = build_logger(cfg.logger.name if main else "none", tb_dir)
+    logger = build_logger(cfg.logger.name if main else "none", tensorboard_dir(run_dir, name))
     # rank 0 alone writes checkpoints; none at all with trainer.checkpoints=false
     checkpoint_dir = run_dir / "checkpoints" if main and cfg.trainer.checkpoints else None
     if main:
@@ -175,44 +174,23 @@ def _train(
             # dropout: the gap between the two is what overfitting leaves.
             final_train = trainer.evaluate(model, data.x_train, data.y_train, objective)
             final_val = trainer.evaluate(model, data.x_val, data.y_val, objective)
-        metrics = {
-            "test_loss": test_loss,
-            "test_acc": test_acc,
-            "train_loss": fit.last.get("train_loss"),
-            "train_acc": fit.last.get("train_acc"),
-            "val_loss": fit.last.get("val_loss"),
-            "val_acc": fit.last.get("val_acc"),
-            **{name: fit.last.get(name) for name in model.epoch_metric_names},
-            "final_train_loss": final_train[0],
-            "final_train_acc": final_train[1],
-            "final_val_loss": final_val[0],
-            "final_val_acc": final_val[1],
-            "best_epoch": fit.best_epoch,
-            "best_val_loss": fit.best_val_loss,
-            "monitor": cfg.trainer.early_stopping.monitor,
-            "best_monitor": fit.best_monitor,
-            "epochs_run": fit.epochs_run,
-            "steps": fit.steps,
-            "stop_reason": fit.stop_reason,
-            "stopped_in": stopped_in,  # a fit before the model's own (pre-training layer 1)
-            "stop_signal": signal.Signals(fit.stop_signal).name if fit.stop_signal else None,
-            "message": fit.message,  # what went wrong and what to try (a diverged run)
-            "skipped_steps": fit.skipped_steps,
-            "resumed_from": cfg.trainer.resume,
-            "fit_seconds": round(fit.fit_seconds, 4),
-            "device": str(device),
-            "precision": cfg.trainer.precision,
-            "compiled": cfg.trainer.compile,
-            "threads": threads,
-            "world_size": parallel.world_size,  # processes that trained it (torchrun)
-            "n_params": n_params,
-            "n_train": len(data.x_train),
-            "task": data.spec.task,
-            "classes": list(preprocessing.classes or []) or None,  # as the data names them
-            "loss": objective.loss,  # the loss function (loss=auto resolved): what losses compare
-            "torch": torch.__version__,
-            "host": platform.node(),
-        }
+        metrics = run_metrics(
+            cfg,
+            fit,
+            (test_loss, test_acc),
+            final_train,
+            final_val,
+            model.epoch_metric_names,
+            objective,
+            preprocessing,
+            n_params,
+            len(data.x_train),
+            data.spec.task,
+            device,
+            threads,
+            parallel.world_size,
+            stopped_in,
+        )
         if pretrained:  # each layer's fit: its last epoch's measures (reconstruction, PLL, …)
             metrics["pretraining"] = [
                 {
@@ -275,6 +253,66 @@ def _train(
     return metrics
 
 
+def run_metrics(
+    cfg: Config,
+    fit: FitResult,
+    test: tuple[float | None, float | None],
+    final_train: tuple[float | None, float | None],
+    final_val: tuple[float | None, float | None],
+    epoch_metric_names: Sequence[str],
+    objective: Objective,
+    preprocessing: Preprocessing,
+    n_params: int,
+    n_train: int,
+    task: str,
+    device: torch.device,
+    threads: int,
+    world_size: int,
+    stopped_in: str | None = None,
+) -> dict[str, Any]:
+    """metrics.json of a run: its test, its fit and where it ran (a fit stopped in a phase
+    before the model's own, ``stopped_in``, has no test)."""
+    test_loss, test_acc = test
+    return {
+        "test_loss": test_loss,
+        "test_acc": test_acc,
+        "train_loss": fit.last.get("train_loss"),
+        "train_acc": fit.last.get("train_acc"),
+        "val_loss": fit.last.get("val_loss"),
+        "val_acc": fit.last.get("val_acc"),
+        **{name: fit.last.get(name) for name in epoch_metric_names},
+        "final_train_loss": final_train[0],
+        "final_train_acc": final_train[1],
+        "final_val_loss": final_val[0],
+        "final_val_acc": final_val[1],
+        "best_epoch": fit.best_epoch,
+        "best_val_loss": fit.best_val_loss,
+        "monitor": cfg.trainer.early_stopping.monitor,
+        "best_monitor": fit.best_monitor,
+        "epochs_run": fit.epochs_run,
+        "steps": fit.steps,
+        "stop_reason": fit.stop_reason,
+        "stopped_in": stopped_in,  # a fit before the model's own (pre-training layer 1)
+        "stop_signal": signal.Signals(fit.stop_signal).name if fit.stop_signal else None,
+        "message": fit.message,  # what went wrong and what to try (a diverged run)
+        "skipped_steps": fit.skipped_steps,
+        "resumed_from": cfg.trainer.resume,
+        "fit_seconds": round(fit.fit_seconds, 4),
+        "device": str(device),
+        "precision": cfg.trainer.precision,
+        "compiled": cfg.trainer.compile,
+        "threads": threads,
+        "world_size": world_size,  # processes that trained it (torchrun)
+        "n_params": n_params,
+        "n_train": n_train,
+        "task": task,
+        "classes": list(preprocessing.classes or []) or None,  # as the data names them
+        "loss": objective.loss,  # the loss function (loss=auto resolved): what losses compare
+        "torch": torch.__version__,
+        "host": platform.node(),
+    }
+
+
 def model_objective(cfg: Config, model: Model, spec: DataSpec) -> Objective:
     """The objective ``model`` is fitted on, for data of ``spec`` as the model fits it (after
     ``prepare``: an RBM's reconstruction task)."""
@@ -282,6 +320,11 @@ def model_objective(cfg: Config, model: Model, spec: DataSpec) -> Objective:
     if output_act == "auto" and model.output_act:
         output_act = model.output_act
     return build_objective(cfg.loss.name, output_act, spec, cfg.reg, cfg.model.name)
+
+
+def tensorboard_dir(run_dir: Path, name: str) -> Path:
+    """Where a run's TensorBoard events go: tb/<its overrides> (a sweep's job), or tb/."""
+    return run_dir / "tb" / run_name(name) if name else run_dir / "tb"
 
 
 def say(*lines: str) -> None:

@@ -351,7 +351,7 @@ class Trainer:
                 run = parallel.combine(run)  # every rank's steps, as one process would see them
                 if stacked:  # each member measured, kept and stopped on its own
                     metrics = self._end_member_epochs(
-                        model, members, run, x_val, y_val, objective, epoch
+                        model, members, run, x_val, y_val, objective, epoch, state.steps
                     )
                     state.epoch, state.epochs_done, state.metrics = None, epoch, metrics
                     if not members.training:
@@ -496,6 +496,7 @@ class Trainer:
         y_val: Tensor,
         objective: MemberObjective,
         epoch: int,
+        steps: int,
     ) -> dict[str, float | None]:
         """Each member's measures of the epoch, recorded in ``members``, which stops those done
         (members.py). Returns the ensemble's measures when the members vote (its validation
@@ -514,7 +515,7 @@ class Trainer:
             m["val_loss"] = val_loss[k]
             if classify:
                 m["val_acc"] = val_acc[k]
-        for k in members.end_epoch(epoch, measured, model.member_states()):
+        for k in members.end_epoch(epoch, steps, measured, model.member_states()):
             model.stop_member(k)
         metrics = {key: _mean([m[key] for m in measured]) for key in measured[0]}
         if ensemble is not None:
