@@ -1,0 +1,169 @@
+"""Stacked training (dlbasics/models/stacked.py, stacked_runs.py): K members trained as one
+computation end where each would end trained alone, and each job of a stacked group gets the
+run directory a run of its own would."""
+
+import json
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import make_config
+from dlbasics.data import build_data
+from dlbasics.inference import load
+from dlbasics.models import build_model
+from dlbasics.models.rnn import RNN
+from dlbasics.models.stacked import MemberObjective, MemberSettings, StackedModel
+from dlbasics.run import model_objective, train
+from dlbasics.stacked_runs import group_key, train_group, why_alone
+from dlbasics.trainer import Trainer
+
+EPOCHS = ["trainer.epochs=20", "logger=none", "trainer.checkpoints=false"]
+
+
+def fit_alone_and_stacked(overrides: list[str], members: list[dict]) -> list[tuple[float, float]]:
+    """Each member's test loss trained alone with its seed and settings, and trained stacked
+    with the others: (alone, stacked) per member."""
+    cfg = make_config(*EPOCHS, *overrides)
+    data = build_data(cfg.data)
+    device = torch.device("cpu")
+    settings = [
+        MemberSettings(seed=m["seed"], lr=m.get("lr", cfg.optim.lr), l2=m.get("l2", 0.0))
+        for m in members
+    ]
+    alone = []
+    for s in settings:
+        own = [f"seed={s.seed}", f"optim.lr={s.lr}", f"reg.l2={s.l2}"]
+        member_cfg = make_config(*EPOCHS, *overrides, *own)
+        torch.manual_seed(s.seed)
+        model = build_model(member_cfg, data.spec)
+        objective = model_objective(member_cfg, model, data.spec)
+        trainer = Trainer(member_cfg.trainer, member_cfg.optim, member_cfg.schedule, device)
+        trainer.fit(model, data, objective)
+        alone.append(trainer.evaluate(model, data.x_test, data.y_test, objective)[0])
+    models = []
+    for s in settings:
+        torch.manual_seed(s.seed)
+        models.append(build_model(cfg, data.spec))
+    objective = model_objective(cfg, models[0], data.spec)
+    trainer = Trainer(cfg.trainer, cfg.optim, cfg.schedule, device)
+    trainer.fit(StackedModel(models, settings), data, MemberObjective(objective, settings))
+    stacked = [trainer.evaluate(m, data.x_test, data.y_test, objective)[0] for m in models]
+    return list(zip(alone, stacked, strict=True))
+
+
+# Without batch normalisation a stacked member follows its alone run to float32 rounding. Batch
+# statistics amplify the last-bit differences of batched matrix products (another summation
+# order): measured up to 3e-4 after 20 epochs on digits, so those families get 1e-3.
+@pytest.mark.parametrize(
+    ("overrides", "tolerance"),
+    [
+        (["model=mlp", "model.hidden=[32]"], 1e-4),
+        (["model=dnn", "model.width=32", "model.depth=2", "model.norm=layer"], 1e-4),
+        (["model=cnn", "model.channels=[4]", "model.dense=[16]", "model.batch_norm=false"], 1e-4),
+        (["model=rnn", "data=sine", "model.hidden_size=16"], 1e-4),
+        (["model=dnn", "model.width=32", "model.depth=2"], 1e-3),
+    ],
+    ids=["mlp", "dnn", "cnn", "rnn", "dnn-batch-norm"],
+)
+def test_a_member_trained_stacked_ends_where_it_ends_alone(overrides, tolerance):
+    for alone, stacked in fit_alone_and_stacked(overrides, [{"seed": 0}, {"seed": 1}]):
+        assert stacked == pytest.approx(alone, abs=tolerance)
+
+
+def test_members_keep_their_own_learning_rate_and_penalty():
+    members = [{"seed": 0, "lr": 0.001}, {"seed": 1, "lr": 0.01, "l2": 1e-3}]
+    results = fit_alone_and_stacked(["model=mlp", "model.hidden=[16]"], members)
+    for alone, stacked in results:
+        assert stacked == pytest.approx(alone, abs=1e-4)
+    assert results[0][0] != pytest.approx(results[1][0], abs=1e-3)  # they did differ
+
+
+def test_batched_recurrent_forward_matches_each_member():
+    """The GPU's path (batched cells) computes what each member's own layers do."""
+    torch.manual_seed(0)
+    members = [RNN(2, "lstm", 8, 2, True, 0.0, 3, per_step) for per_step in (False,) * 3]
+    x = torch.randn(3, 5, 7, 2)
+    batched = RNN.forward_batched(members, x, [torch.Generator() for _ in members])
+    alone = torch.stack([m(part) for m, part in zip(members, x, strict=True)])
+    assert torch.allclose(batched, alone, atol=1e-5)
+
+
+def test_each_member_stops_early_on_its_own(tmp_path):
+    """A member whose learning rate is too small to improve stops; the others go on."""
+    cfg = make_config(
+        "model=mlp",
+        "model.hidden=[16]",
+        "trainer.epochs=30",
+        "logger=none",
+        "trainer.early_stopping.patience=2",
+        "trainer.early_stopping.min_delta=0.01",
+    )
+    data = build_data(cfg.data)
+    settings = [MemberSettings(seed=0, lr=1e-7), MemberSettings(seed=1, lr=1e-2)]
+    models = []
+    for s in settings:
+        torch.manual_seed(s.seed)
+        models.append(build_model(cfg, data.spec))
+    objective = model_objective(cfg, models[0], data.spec)
+    trainer = Trainer(cfg.trainer, cfg.optim, cfg.schedule, torch.device("cpu"))
+    fit = trainer.fit(StackedModel(models, settings), data, MemberObjective(objective, settings))
+    slow, fast = fit.members
+    assert slow["stop_reason"] == "early_stopping" and slow["epochs_run"] <= 5
+    assert fast["epochs_run"] > slow["epochs_run"]
+
+
+JOBS = [["seed=0"], ["seed=1", "optim.lr=0.01"], ["seed=2", "reg=l2"]]
+COMMON = ["model=mlp", "model.hidden=[32]", "trainer.epochs=6"]
+
+
+def test_a_stacked_group_writes_each_job_as_its_own_run(tmp_path):
+    cfgs = [make_config(*COMMON, *job) for job in JOBS]
+    assert len({group_key(c) for c in cfgs}) == 1 and group_key(cfgs[0]) is not None
+    alone = [
+        train(c, tmp_path / f"alone{i}", progress=False, name=",".join(JOBS[i]))
+        for i, c in enumerate(cfgs)
+    ]
+    stacked = train_group(
+        [(c, tmp_path / f"stacked{i}", ",".join(JOBS[i])) for i, c in enumerate(cfgs)]
+    )
+    for i, (one, group) in enumerate(zip(alone, stacked, strict=True)):
+        for key in ("test_loss", "test_acc", "best_val_loss", "final_train_loss", "val_loss"):
+            assert group[key] == pytest.approx(one[key], abs=1e-4), key
+        for key in ("epochs_run", "steps", "best_epoch", "stop_reason", "n_params"):
+            assert group[key] == one[key], key
+        run = tmp_path / f"stacked{i}"
+        assert json.loads((run / "metrics.json").read_text())["stacked_with"] == 3
+        assert (run / "preprocessing.json").is_file()
+        # its own TensorBoard run, under the usual tags
+        (events,) = (run / "tb").iterdir()
+        tags = EventAccumulator(str(events)).Reload().Tags()["scalars"]
+        assert {"loss/train", "loss/val", "acc/val", "lr"} <= set(tags)
+        # its checkpoint loads as a run of its own, and predicts as it tested
+        own_run = load(tmp_path / f"alone{i}").model.state_dict()
+        assert load(run).model.state_dict().keys() == own_run.keys()
+
+
+def test_a_stacked_jobs_last_checkpoint_resumes_as_a_run_of_its_own(tmp_path):
+    cfgs = [make_config(*COMMON, *job) for job in JOBS[:2]]
+    train_group([(c, tmp_path / f"s{i}", f"job{i}") for i, c in enumerate(cfgs)])
+    longer = [*COMMON[:2], "trainer.epochs=9", "seed=0"]
+    resume = f"trainer.resume={tmp_path / 's0'}"
+    resumed = train(make_config(*longer, resume), tmp_path / "resumed", progress=False)
+    straight = train(make_config(*longer), tmp_path / "straight", progress=False)
+    assert resumed["test_loss"] == pytest.approx(straight["test_loss"], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("override", "reason"),
+    [
+        ("model=perceptron", "does not stack"),
+        ("trainer.precision=bf16", None),
+        ("schedule=plateau", "plateau"),
+        ("ensemble=voting", "ensemble"),
+    ],
+)
+def test_what_cannot_stack_says_why(override, reason):
+    extra = ["data=and", "optim=sgd"] if override == "model=perceptron" else []
+    why = why_alone(make_config(override, *extra))
+    assert (why is None) if reason is None else (reason in why)
