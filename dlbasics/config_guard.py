@@ -62,7 +62,7 @@ HYDRA_KEYS = [
 ]
 # The hydra/* groups a user may choose in, and their options (Hydra's, its plugins', ours).
 HYDRA_CHOICES = {
-    "hydra/launcher": ("basic", "joblib", "slurm", "submitit_local", "submitit_slurm"),
+    "hydra/launcher": ("basic", "joblib", "slurm", "submitit_local", "submitit_slurm", "stacked"),
     "hydra/sweeper": ("basic", "optuna"),
     "hydra/job_logging": ("dlbasics", "stdout", "default", "disabled", "none"),
     "hydra/hydra_logging": ("default", "disabled", "none"),
