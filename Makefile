@@ -10,10 +10,12 @@ LOGDIR ?= .
 
 .PHONY: install train test test-slow lint bench tb clean
 
+# editable_mode=compat: a plain editable install (PEP 660) hides the hydra_plugins namespace
+# package from Hydra's plugin scan (hydra issues #2359, #3252), and hydra/launcher=stacked with it.
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install "$(TORCH_SPEC)"
-	$(PY) -m pip install -e ".[dev,sweep]"
+	$(PY) -m pip install -e ".[dev,sweep]" --config-settings editable_mode=compat
 	touch $@
 
 install: $(INSTALLED)

@@ -6,6 +6,10 @@ sweeper ends the whole sweep on the first job that raises, so there the job retu
 Optuna sweeper (1.3) crashes on a NaN objective but records a job that raises as a failed trial
 and carries on (up to ``hydra.sweeper.max_failure_rate``), so there the job raises JobFailed.
 An interrupted job (Ctrl-C) ends the sweep; ``--resume`` reruns it later.
+
+``run_sweep_job`` is the task function's part; its steps (``reused_result``, ``start_job``,
+``end_job``) are also what the stacked launcher (hydra/launcher=stacked) does around each job
+of a stack it trains.
 """
 
 import json
@@ -16,6 +20,7 @@ import shutil
 import signal
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -50,53 +55,100 @@ class JobFailed(Exception):
     """A job of a sweep failed; already recorded in its job.json."""
 
 
+@dataclass
+class SweepJob:
+    """One job of a sweep as its launcher placed it: its run directory, its overrides and
+    what names it."""
+
+    run_dir: Path
+    overrides: list[str]  # the job's own command-line overrides (hydra.overrides.task)
+    num: int  # Hydra's job number within the sweep
+    run_name: str  # hydra.job.override_dirname: names its TensorBoard run, tb/<run_name>
+    swept: list[str]  # the keys the sweep varies, first in the HParams tab
+    raises: bool  # a failure raises JobFailed (Optuna's sweeper) instead of returning NaN
+
+    @classmethod
+    def from_hydra(cls, run_dir: Path) -> "SweepJob":
+        """The job whose config Hydra has set (HydraConfig) to run in ``run_dir``."""
+        hydra = HydraConfig.get()
+        sweeper = str(hydra.sweeper.get("_target_", ""))
+        return cls(
+            run_dir=run_dir,
+            overrides=list(hydra.overrides.task),
+            num=hydra.job.num,
+            run_name=hydra.job.override_dirname,
+            swept=swept_keys(sweep_task(Path(hydra.sweep.dir)), hydra.sweeper.get("params")),
+            raises=sweeper.startswith(RAISING_SWEEPERS),
+        )
+
+    @property
+    def name(self) -> str:
+        """How messages name the job: its number and overrides."""
+        return f"job {self.num} ({' '.join(self.overrides) or 'no overrides'})"
+
+
 def run_sweep_job(cfg: DictConfig, run_dir: Path) -> float:
     """Train one job of a sweep in ``run_dir`` and return its best monitored metric (what
     Optuna optimises). A failed job returns NaN, or raises JobFailed under Optuna."""
-    hydra = HydraConfig.get()
-    overrides = list(hydra.overrides.task)
-    name = f"job {hydra.job.num} ({' '.join(overrides) or 'no overrides'})"
-    if os.environ.get(RESUME_ENV) == "1":
-        reused = _completed_result(run_dir, overrides)
-        if reused is not None:
-            log.info(f"{name}: completed in an earlier run of this sweep, skipped")
-            return reused
-
-    swept = swept_keys(sweep_task(Path(hydra.sweep.dir)), hydra.sweeper.get("params"))
-    # The job's first line on the console: its values of what the sweep varies.
-    shown = job_values(overrides, swept) or overrides
-    log.info(f"job {hydra.job.num}: {' '.join(shown) or 'no overrides'}")
-    _remove_previous_attempt(run_dir)
-    started = time.time()
-    record = new_record(overrides, hydra.job.num, started)
-    write_record(run_dir, record)
+    job = SweepJob.from_hydra(run_dir)
+    reused = reused_result(job)
+    if reused is not None:
+        return reused
+    record = start_job(job)
     try:
-        metrics = _train(cfg, run_dir, hydra.job.override_dirname, swept)
-    except KeyboardInterrupt:
-        _stop_sweep(run_dir, record, started, name, "interrupted (SIGINT)", "SIGINT")
-    except UserError as error:
-        return _fail(run_dir, record, started, name, str(error))
-    except Exception as error:  # a bug or a numerical failure: keep the traceback for the record
-        record.traceback = traceback.format_exc()
-        return _fail(run_dir, record, started, name, f"{type(error).__name__}: {error}")
+        # One line per job, not one per epoch; its TensorBoard run named by its overrides.
+        outcome = train(validate(cfg), run_dir, progress=False, name=job.run_name, swept=job.swept)
+    except (Exception, KeyboardInterrupt) as error:  # recorded by end_job
+        outcome = error
+    return end_job(job, record, outcome)
 
-    stop_reason = metrics["stop_reason"]
+
+def reused_result(job: SweepJob) -> float | None:
+    """On ``--resume``, the stored result of a job an earlier run of the sweep completed
+    (and a line saying it is skipped); otherwise None."""
+    if os.environ.get(RESUME_ENV) != "1":
+        return None
+    reused = completed_result(job.run_dir, job.overrides)
+    if reused is not None:
+        log.info(f"{job.name}: completed in an earlier run of this sweep, skipped")
+    return reused
+
+
+def start_job(job: SweepJob) -> JobRecord:
+    """What comes before a job trains: its first line on the console (its values of what the
+    sweep varies), the previous attempt's files removed, and job.json saying it runs."""
+    shown = job_values(job.overrides, job.swept) or job.overrides
+    log.info(f"job {job.num}: {' '.join(shown) or 'no overrides'}")
+    _remove_previous_attempt(job.run_dir)
+    record = new_record(job.overrides, job.num, time.time())
+    write_record(job.run_dir, record)
+    return record
+
+
+def end_job(job: SweepJob, record: JobRecord, outcome: dict[str, Any] | BaseException) -> float:
+    """Record how a job ended — ``outcome`` is its metrics, or what it raised — and return
+    its best monitored metric. A failed job returns NaN (raises JobFailed under Optuna); a
+    job stopped by a signal raises SystemExit, which ends the sweep."""
+    if isinstance(outcome, KeyboardInterrupt):
+        _stop_sweep(job, record, "interrupted (SIGINT)", "SIGINT")
+    if isinstance(outcome, UserError):
+        return _fail(job, record, str(outcome))
+    if isinstance(outcome, BaseException):  # a bug or a numerical failure: keep the traceback
+        record.traceback = "".join(traceback.format_exception(outcome))
+        return _fail(job, record, f"{type(outcome).__name__}: {outcome}")
+
+    stop_reason = outcome["stop_reason"]
     if stop_reason == "diverged":
-        return _fail(run_dir, record, started, name, metrics["message"])
+        return _fail(job, record, outcome["message"])
     if stop_reason not in FINISHED:  # stopped by a signal the trainer handled: not completed
-        signal_name = metrics.get("stop_signal") or "SIGINT"
-        _stop_sweep(run_dir, record, started, name, f"stopped by {signal_name}", signal_name)
-    _finish(run_dir, record, COMPLETED, started)
-    best = metrics["best_monitor"]
+        signal_name = outcome.get("stop_signal") or "SIGINT"
+        _stop_sweep(job, record, f"stopped by {signal_name}", signal_name)
+    _finish(job.run_dir, record, COMPLETED)
+    best = outcome["best_monitor"]
     return math.nan if best is None else best
 
 
-def _train(cfg: DictConfig, run_dir: Path, name: str, swept: list[str]) -> dict[str, Any]:
-    """One line per job, not one per epoch; its TensorBoard run named by its overrides."""
-    return train(validate(cfg), run_dir, progress=False, name=name, swept=swept)
-
-
-def _completed_result(run_dir: Path, overrides: list[str]) -> float | None:
+def completed_result(run_dir: Path, overrides: list[str]) -> float | None:
     """The stored result of this job if an earlier run of the sweep completed it."""
     record = read_record(run_dir)
     metrics_file = run_dir / "metrics.json"
@@ -117,29 +169,24 @@ def _remove_previous_attempt(run_dir: Path) -> None:
             path.unlink()
 
 
-def _fail(run_dir: Path, record: JobRecord, started: float, name: str, message: str) -> float:
-    _finish(run_dir, record, FAILED, started, message)
-    log.error(f"{name} failed: {message}")
-    sweeper = str(HydraConfig.get().sweeper.get("_target_", ""))
-    if sweeper.startswith(RAISING_SWEEPERS):
+def _fail(job: SweepJob, record: JobRecord, message: str) -> float:
+    _finish(job.run_dir, record, FAILED, message)
+    log.error(f"{job.name} failed: {message}")
+    if job.raises:
         raise JobFailed(message)
     return math.nan
 
 
-def _stop_sweep(
-    run_dir: Path, record: JobRecord, started: float, name: str, why: str, signal_name: str
-) -> NoReturn:
+def _stop_sweep(job: SweepJob, record: JobRecord, why: str, signal_name: str) -> NoReturn:
     """An interrupted job ends the sweep (the user asked for it), without a traceback, with
     the exit status a shell reports for that signal (130 for SIGINT, 143 for SIGTERM)."""
-    _finish(run_dir, record, INTERRUPTED, started, why)
-    log.error(f"{name}: {why}; run the same command with --resume to finish the sweep")
+    _finish(job.run_dir, record, INTERRUPTED, why)
+    log.error(f"{job.name}: {why}; run the same command with --resume to finish the sweep")
     raise SystemExit(128 + signal.Signals[signal_name])
 
 
-def _finish(
-    run_dir: Path, record: JobRecord, status: str, started: float, error: str | None = None
-) -> None:
+def _finish(run_dir: Path, record: JobRecord, status: str, error: str | None = None) -> None:
     record.status = status
     record.error = error
-    record.seconds = round(time.time() - started, 3)
+    record.seconds = round(time.time() - record.started, 3)
     write_record(run_dir, record)
