@@ -21,10 +21,11 @@ class Member:
     stopper: EarlyStopping
     stop_reason: str | None = None  # None while it trains: early_stopping | diverged
     epochs_run: int = 0
-    steps: int = 0  # optimizer steps it took
+    steps: int = 0  # optimizer steps it took (the Trainer counts them)
     best_state: dict[str, Tensor] | None = None  # its weights at its best epoch
     best_val_loss: float | None = None
-    first_loss: float | None = None  # its first epoch's training loss: growth is measured on it
+    first_loss: float | None = None  # its first step's loss: growth is measured against it
+    message: str | None = None  # what went wrong and what to try, when it diverged
     metrics: dict[str, float | None] = field(default_factory=dict)  # its last epoch's
 
     def state_dict(self) -> dict[str, Any]:
@@ -37,6 +38,7 @@ class Member:
             "best_val_loss": self.best_val_loss,
             "first_loss": self.first_loss,
             "metrics": dict(self.metrics),
+            "message": self.message,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -48,6 +50,7 @@ class Member:
         self.best_val_loss = state["best_val_loss"]
         self.first_loss = state["first_loss"]
         self.metrics = dict(state["metrics"])
+        self.message = state["message"]
 
     def result(self) -> dict[str, Any]:
         """What metrics.json says of this member."""
@@ -58,6 +61,7 @@ class Member:
             "best_epoch": self.stopper.best_epoch,
             "best_monitor": self.stopper.best,
             "best_val_loss": self.best_val_loss,
+            "message": self.message,
             **self.metrics,
         }
 
@@ -85,26 +89,18 @@ class Members:
         return any(m.stop_reason == "early_stopping" for m in self.records)
 
     def end_epoch(
-        self,
-        epoch: int,
-        steps: int,
-        metrics: list[dict[str, float | None]],
-        states: list[dict[str, Tensor]],
+        self, epoch: int, metrics: list[dict[str, float | None]], states: list[dict[str, Tensor]]
     ) -> list[int]:
-        """Record epoch ``epoch`` of each member still training (``steps`` taken so far),
-        ``metrics[k]`` its measures and ``states[k]`` its weights; return the members that stop
-        now."""
+        """Record epoch ``epoch`` of each member still training, ``metrics[k]`` its measures
+        and ``states[k]`` its weights; return the members that stop now."""
         stopping = []
         for k in self.training:
             member, measured = self.records[k], metrics[k]
-            loss = measured["train_loss"]
-            if member.first_loss is None:
-                member.first_loss = loss
-            if diverged(loss, member.first_loss):
+            if diverged(measured["train_loss"], member.first_loss):
                 member.stop_reason = "diverged"
                 stopping.append(k)
                 continue
-            member.epochs_run, member.steps, member.metrics = epoch, steps, measured
+            member.epochs_run, member.metrics = epoch, measured
             val_loss = measured["val_loss"]
             if member.best_val_loss is None or val_loss < member.best_val_loss:
                 member.best_val_loss = val_loss

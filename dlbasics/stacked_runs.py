@@ -210,6 +210,7 @@ def _train_stacked(
                 best_val_loss=result["best_val_loss"],
                 fit_seconds=fit.fit_seconds / len(jobs),  # its share of the group's fit
                 last={key: result.get(key) for key in MEASURES},
+                message=result["message"],
             )
             split = member_data
             test = trainer.evaluate(member, split.x_test, split.y_test, objective)

@@ -515,8 +515,26 @@ class Trainer:
             m["val_loss"] = val_loss[k]
             if classify:
                 m["val_acc"] = val_acc[k]
-        for k in members.end_epoch(epoch, steps, measured, model.member_states()):
+        if members[0].first_loss is None:  # the untrained members' losses, at the first step
+            first_losses = run.losses[0].tolist()
+            for record, first in zip(members.records, first_losses, strict=True):
+                record.first_loss = first
+        for k in members.training:  # every step of the group was theirs too
+            members[k].steps = steps
+        for k in members.end_epoch(epoch, measured, model.member_states()):
             model.stop_member(k)
+            record = members[k]
+            if record.stop_reason == "diverged":
+                own = EpochPass(run.order[k], losses=[loss[k] for loss in run.losses])
+                so_far = TrainingState(
+                    epochs_done=record.epochs_run,
+                    steps=record.steps,
+                    first_loss=record.first_loss,
+                )
+                lr = model.settings[k].lr
+                record.message = self._divergence_message(
+                    own, train_loss[k], epoch, so_far, record.stopper.best_epoch, lr
+                )
         metrics = {key: _mean([m[key] for m in measured]) for key in measured[0]}
         if ensemble is not None:
             metrics.update(ensemble)
@@ -643,8 +661,16 @@ class Trainer:
             self.logger.log_images(tagged, epoch)
 
     def _divergence_message(
-        self, run: EpochPass, loss: float, epoch: int, state: TrainingState, best_epoch: int
+        self,
+        run: EpochPass,
+        loss: float,
+        epoch: int,
+        state: TrainingState,
+        best_epoch: int,
+        lr: float | None = None,
     ) -> str:
+        """What diverged where, what was kept and what to try; ``lr``: the learning rate of
+        the member that diverged (a stacked fit's), else optim.lr."""
         first_bad = run.first_non_finite()
         if math.isfinite(loss):  # finite, but far above where it started
             where = (
@@ -659,8 +685,8 @@ class Trainer:
         kept = f"best.pt (epoch {best_epoch})" if best_epoch else "no best.pt (no epoch before)"
         return (
             f"training diverged: {where}. Kept: {kept} and the metrics of epoch "
-            f"{state.epochs_done}. Lower {self.lr_key} (now {self.optim.lr:g}), clip gradients "
-            "(e.g. trainer.grad_clip=1.0), or skip such steps with trainer.on_nan=skip."
+            f"{state.epochs_done}. Lower {self.lr_key} (now {lr or self.optim.lr:g}), clip "
+            "gradients (e.g. trainer.grad_clip=1.0), or skip such steps with trainer.on_nan=skip."
         )
 
     def _save(

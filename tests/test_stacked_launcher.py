@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
-from stand_in_stacking import config_less_members
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import ROOT, TRAIN_SCRIPT, cli_env, make_config, read_metrics
@@ -22,18 +21,16 @@ from dlbasics.sweeps.callback import grid_jobs
 from dlbasics.sweeps.curves import event_dir
 from dlbasics.sweeps.record import read_record
 
-# While stacked_runs.group_key is a stub that stacks nothing, the stacked sweeps run with a
-# stand-in key (tests/stand_in_stacking.py); with the real one, scripts/train.py as it is.
-STUB = stacked_runs.group_key(make_config()) is None
-STACKED_SCRIPT = ROOT / "tests" / "stand_in_stacking.py" if STUB else TRAIN_SCRIPT
-group_key = config_less_members if STUB else stacked_runs.group_key
+STACKED_SCRIPT = TRAIN_SCRIPT
+group_key = stacked_runs.group_key
 
 # 6 jobs that differ only in member keys: one stack.
 SIX_JOBS = ("model=mlp", "data=digits", "seed=0,1,2", "optim.lr=0.001,0.01", "trainer.epochs=2")
 # 4 jobs: lr=1e30 diverges, loss=bce on iris (three classes) is refused when the data is read.
 FAILING = ("data=iris", "loss=auto,bce", "optim.lr=0.01,1e30", "trainer.epochs=2", "logger=none")
-# How long and on how many threads a fit ran: how it ran, not what it learned.
-NOT_RESULTS = ("fit_seconds", "threads")
+# How long, on how many threads and with how many other jobs a fit ran: how it ran, not what
+# it learned.
+NOT_RESULTS = ("fit_seconds", "threads", "stacked_with")
 STACKING = re.compile(r"Stacking jobs (#\d+(?:, #\d+)*): trained together")
 
 
@@ -122,8 +119,8 @@ def assert_close(found: object, expected: object, where: str) -> None:
         assert isinstance(found, dict) and set(found) == set(expected), where
         for key in expected:
             assert_close(found[key], expected[key], f"{where}.{key}")
-    elif isinstance(expected, list):
-        assert isinstance(found, list) and len(found) == len(expected), where
+    elif isinstance(expected, (list, tuple)):
+        assert isinstance(found, type(expected)) and len(found) == len(expected), where
         for index, (one, other) in enumerate(zip(found, expected, strict=True)):
             assert_close(one, other, f"{where}[{index}]")
     elif isinstance(expected, float) and math.isfinite(expected):
