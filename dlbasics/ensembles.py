@@ -332,7 +332,7 @@ def _boost(
         if error <= 0:  # α would be infinite: this member alone is right everywhere
             ensemble.alphas[m] = 1.0
             ensemble.alphas[:m] = 0.0
-            report["alphas"].append(math.inf)
+            report["alphas"].append(None)  # infinite: it alone decides
             report["stopped"] = (
                 f"member {m}'s weighted training error is 0: its α would be infinite, so it "
                 f"decides alone and boosting adds no more members ({m + 1} trained)"

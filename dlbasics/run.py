@@ -48,9 +48,11 @@ log = logging.getLogger("dlbasics")
 # Below this many parameters a model's kernels are too small to share among threads: on a
 # 2-core machine the digits MLP runs several times faster on one thread than on two.
 SMALL_MODEL_PARAMS = 1_000_000
-# From this many stacked members on, trainer.threads=auto uses every core (scripts/bench.py
-# compares one thread and two for 16 members).
-STACKED_THREADS = 4
+# Stacked members (ensembles, the stacked launcher) run as batched products K times larger
+# than one member's, which threads share well at a smaller size: from this many parameters
+# over all members, trainer.threads=auto uses every core (scripts/bench_ensembles.py compares
+# one thread and two for 16 digits MLPs).
+STACKED_MODEL_PARAMS = 200_000
 
 
 def train(
@@ -378,11 +380,10 @@ def speed_settings(cfg: TrainerConfig) -> str:
 
 
 def set_threads(threads: int | str, n_params: int, device: torch.device, stacked: int = 1) -> int:
-    """``trainer.threads``: auto gives a small model one thread, and a large one, or
-    ``stacked`` models trained as one computation, every core (their batched matrix products
-    are large enough to share)."""
+    """``trainer.threads``: auto gives a small model one thread and a large one every core;
+    ``n_params`` of ``stacked`` models trained as one computation count as large sooner."""
     if threads == "auto":
-        if device.type == "cpu" and stacked >= STACKED_THREADS:
+        if device.type == "cpu" and stacked > 1 and n_params >= STACKED_MODEL_PARAMS:
             threads = len(os.sched_getaffinity(0))
         elif device.type != "cpu" or n_params >= SMALL_MODEL_PARAMS:
             return torch.get_num_threads()

@@ -33,6 +33,19 @@ FAMILIES = {
     "rbm": ("model=rbm", "model.n_hidden=16"),  # inputs scaled to [0, 1], as the model needs
     "dbn": ("model=dbn", "model.layers=[32]", "model.pretrain_epochs=1"),
     "regression": ("model=mlp", "data=diabetes"),
+    # an ensemble predicts with its combination of its members (ensembles.py)
+    "voting": ("model=mlp", "model.hidden=[16]", "ensemble=voting", "ensemble.members=3"),
+    "bagging": ("model=mlp", "model.hidden=[16]", "ensemble=bagging", "ensemble.members=3"),
+    "boosting": ("model=mlp", "model.hidden=[16]", "ensemble=boosting", "ensemble.members=3"),
+    "stacking": (
+        "model=cnn",
+        "model.channels=[4]",
+        "model.dense=[16]",
+        "ensemble=stacking",
+        "ensemble.members=2",
+        "ensemble.folds=2",
+        "ensemble.meta_epochs=20",
+    ),
 }
 
 
