@@ -204,6 +204,17 @@ def build_ensemble(cfg: "Config", spec: DataSpec) -> Ensemble:
             f"logistic-regression meta-learner), but data={spec.name} is a regression; use "
             "ensemble=voting or ensemble=bagging."
         )
+    if cfg.trainer.precision == "16-mixed":
+        raise ConfigError(
+            f"ensemble={kind} trains its members as one computation, and under "
+            "trainer.precision=16-mixed one member's overflowing gradients would skip every "
+            "member's step; use trainer.precision=32 or bf16."
+        )
+    if cfg.trainer.on_nan == "skip":
+        raise ConfigError(
+            f"ensemble={kind} stops a member whose loss diverges, and trainer.on_nan=skip "
+            "would skip every member's step for one member's; use trainer.on_nan=stop."
+        )
     settings = member_settings(cfg)
     members = []
     for s in settings:

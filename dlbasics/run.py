@@ -103,6 +103,11 @@ def _train(
         check_can_draw(data.spec)
     torch.manual_seed(cfg.trainer.seed)  # after the data, so initialisation is its own seed
     ensemble = cfg.ensemble.name != "none"  # K members combined (ensembles.py)
+    if ensemble and parallel.world_size > 1:
+        raise ConfigError(
+            f"ensemble={cfg.ensemble.name} under torchrun: an ensemble trains its members as "
+            "one computation in one process; run it without torchrun."
+        )
     model = build_ensemble(cfg, data.spec) if ensemble else build_model(cfg, data.spec)
     check_precision(cfg.trainer, device, cfg.model.name, learns_by_backprop(model))
     data = model.prepare(data)  # what it fits: the data set, or (an RBM) its inputs

@@ -7,7 +7,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import read_metrics, train_in_process, train_or_refuse
+from conftest import train_in_process, train_or_refuse
 from dlbasics.inference import load, scaled_test_split
 
 SMALL = ("model=mlp", "model.hidden=[16]", "trainer.epochs=4", "ensemble.members=3")
@@ -89,6 +89,7 @@ def test_a_voting_ensemble_resumes_exactly(tmp_path):
         (["ensemble=voting", "ensemble.members=1"], "ensemble.members"),
         (["ensemble=voting", "ensemble.folds=3"], "ensemble.folds"),
         (["ensemble=stacking", "trainer.resume=outputs"], "resum"),
+        (["ensemble=voting", "trainer.on_nan=skip"], "trainer.on_nan=stop"),
     ],
 )
 def test_what_an_ensemble_cannot_do_is_refused_in_one_line(overrides, message, tmp_path):

@@ -17,7 +17,7 @@ EXPERIMENTS = CONFIGS / "experiment"
 LESSONS = [
     "xor_perceptron", "xor_mlp", "gates", "oysters", "vanishing_gradients", "dying_relu",
     "gd_modes", "optimizers", "overfitting", "exploding_gradients", "normalization", "init",
-    "linear_collapse",
+    "linear_collapse", "ensembles",
 ]  # fmt: skip
 
 
