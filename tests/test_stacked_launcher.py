@@ -263,6 +263,7 @@ def test_resume_skips_completed_jobs_and_stacks_the_others_again(failing):
     assert statuses(stacked) == {"0": "completed", "1": "failed", "2": "failed", "3": "failed"}
 
 
+@pytest.mark.slow  # an Optuna study: the slowest of these
 def test_an_optuna_search_stacks_the_trials_of_a_batch_and_records_refused_ones(tmp_path):
     # One batch of 4 trials; a learning rate of -1 is refused by validate, as a job's config.
     result = run_stacked(
