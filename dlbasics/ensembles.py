@@ -220,10 +220,10 @@ def build_ensemble(cfg: "Config", spec: DataSpec) -> Ensemble:
     for s in settings:
         torch.manual_seed(s.seed)  # as a plain run with that seed initialises its model
         members.append(build_model(cfg, spec))
-    if not members[0].learns_by_backprop:
+    if not all(m.learns_by_backprop for m in members[0].modules() if isinstance(m, Model)):
         raise ConfigError(
             f"ensemble={kind} needs a model trained on a loss; model={cfg.model.name} has a "
-            "learning rule of its own. Use model=mlp, dnn, cnn or rnn."
+            "learning rule of its own (or pre-trains one). Use model=mlp, dnn, cnn or rnn."
         )
     meta = None
     if kind == "stacking":

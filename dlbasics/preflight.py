@@ -56,12 +56,13 @@ def check_reported_monitor(
         )
 
 
-def check_resumable(cfg: TrainerConfig, model_name: str, resumable: bool) -> None:
+def check_resumable(cfg: TrainerConfig, what: str, resumable: bool) -> None:
+    """``what`` (model=dbn, ensemble=boosting) trains in several fits when not ``resumable``."""
     if cfg.resume is not None and not resumable:
         raise ConfigError(
-            f"trainer.resume={cfg.resume}: model={model_name} trains in several fits "
-            "(pre-training, then fine-tuning), which cannot be resumed; run it again without "
-            "trainer.resume."
+            f"trainer.resume={cfg.resume}: {what} trains in several fits (pre-training then "
+            "fine-tuning, or one member after another), which cannot be resumed; run it again "
+            "without trainer.resume."
         )
 
 

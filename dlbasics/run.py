@@ -127,7 +127,8 @@ def _train(
             f"optim={cfg.optim.name} rescales those updates."
         )
 
-    check_resumable(cfg.trainer, cfg.model.name, model.resumable)
+    several_fits = f"ensemble={cfg.ensemble.name}" if ensemble else f"model={cfg.model.name}"
+    check_resumable(cfg.trainer, several_fits, model.resumable)
     config_yaml = OmegaConf.to_yaml(asdict(cfg))  # (not OmegaConf.structured: twice as slow)
     resume = load_resume_checkpoint(cfg, config_yaml)
     logger = build_logger(cfg.logger.name if main else "none", tensorboard_dir(run_dir, name))
@@ -227,12 +228,7 @@ def _train(
             write_decision_boundary(model, data, objective, run_dir, logger, fit.epochs_run, title)
         if main:
             write_json(metrics, run_dir / "metrics.json")
-        final = {
-            f"final/{key}": metrics[key]
-            for key in ("test_loss", "test_acc", "best_val_loss", "epochs_run")
-            if metrics[key] is not None
-        }
-        logger.log_hparams(hparams(cfg, first=swept), final)
+        logger.log_hparams(hparams(cfg, first=swept), hparam_metrics(metrics))
     finally:
         logger.close()
 
@@ -409,6 +405,15 @@ NOT_HPARAMS = (
     "logger.",
     "diag.",
 )
+
+
+def hparam_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The results the HParams tab shows beside a run's hyper-parameters."""
+    return {
+        f"final/{key}": metrics[key]
+        for key in ("test_loss", "test_acc", "best_val_loss", "epochs_run")
+        if metrics[key] is not None
+    }
 
 
 def hparams(cfg: Config, first: Sequence[str] = ()) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from dlbasics.models.stacked import MemberObjective, MemberSettings, StackedMode
 from dlbasics.preflight import check_batch_size, check_monitor
 from dlbasics.preprocessing import Preprocessing
 from dlbasics.run import (
+    hparam_metrics,
     hparams,
     model_objective,
     resolve_device,
@@ -236,12 +237,7 @@ def _train_stacked(
             write_json(metrics, run_dir / "metrics.json")
             if last is not None:
                 _write_member_checkpoints(last, k, len(jobs), configs[k], run_dir / "checkpoints")
-            final = {
-                f"final/{key}": metrics[key]
-                for key in ("test_loss", "test_acc", "best_val_loss", "epochs_run")
-                if metrics[key] is not None
-            }
-            loggers[k].log_hparams(hparams(cfg, first=swept), final)
+            loggers[k].log_hparams(hparams(cfg, first=swept), hparam_metrics(metrics))
             with job_log(index):
                 shown = f"test_loss {test[0]:.4f}" if test[1] is None else f"test_acc {test[1]:.4f}"
                 say(
