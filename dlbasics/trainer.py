@@ -421,6 +421,8 @@ class Trainer:
                 stop_reason,
                 members,
             )
+        if stacked:  # members stopped early were frozen; they leave the fit as they came
+            model.requires_grad_(True)
         if cfg.early_stopping.restore_best:
             if stacked:  # each member its own best epoch
                 for member, record in zip(model.members, members.records, strict=True):

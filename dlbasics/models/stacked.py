@@ -72,7 +72,6 @@ class StackedModel(Model):
         self.register_buffer("samples", samples if samples is not None else torch.zeros(0).long())
         first = members[0]
         self.output_act = first.output_act
-        self.training_members = [True] * len(members)  # False once a member stopped
         # An ensemble's combination of its members' scores (soft_vote, hard_vote): what the
         # Trainer validates it by, besides each member; None for members that do not vote.
         self.vote: Callable[[Objective, Tensor], Tensor] | None = None
@@ -127,15 +126,9 @@ class StackedModel(Model):
     def stop_member(self, k: int) -> None:
         """Member k trains no more: its gradients are no longer computed, so the optimizer
         leaves its weights (and their state) as they are."""
-        self.training_members[k] = False
         for p in self.members[k].parameters():
             p.requires_grad_(False)
             p.grad = None
-
-    def resume_member(self, k: int) -> None:
-        self.training_members[k] = True
-        for p in self.members[k].parameters():
-            p.requires_grad_(True)
 
     def member_states(self) -> list[dict[str, Tensor]]:
         """Each member's own state dict (loads into a model of its family built alone)."""
