@@ -213,3 +213,12 @@ def test_predict_translates_token_lines_and_names_unknown_tokens(reverse_run, tm
     refused = _predict(run_dir, lines)
     assert refused.returncode == 2
     assert "line 2: unknown token 'x'" in refused.stderr and len(refused.stderr.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_the_transformer_translates_numbers_into_words(tmp_path):
+    metrics = train_in_process(
+        tmp_path, "model=seq2seq", "data=numbers", "trainer.epochs=40", "logger=none",
+        "trainer.early_stopping.monitor=val_exact",
+    )  # fmt: skip
+    assert metrics["test_exact"] >= 0.95
