@@ -18,7 +18,7 @@ class EarlyStoppingConfig:
     # Also what picks the best checkpoint: val_loss, val_acc, train_loss, train_acc, or a
     # measure the model reports besides (an RBM's val_pll, …; checked once the model is built).
     monitor: str = "val_loss"
-    mode: str = "auto"  # min | max | auto (max for accuracies and likelihoods, else min)
+    mode: str = "auto"  # min | max | auto (max: accuracies, exact match, likelihoods; else min)
     patience: int = 10  # epochs without improvement before stopping
     min_delta: float = 0.0  # smallest change that counts as an improvement
     restore_best: bool = True  # end with the best epoch's weights
@@ -32,7 +32,7 @@ class EarlyStoppingConfig:
     def resolved_mode(self) -> str:
         if self.mode != "auto":
             return self.mode
-        return "max" if self.monitor.endswith(("_acc", "_pll")) else "min"
+        return "max" if self.monitor.endswith(("_acc", "_pll", "_exact")) else "min"
 
 
 def diverged(loss: float, first_loss: float | None) -> bool:

@@ -10,6 +10,9 @@ raw inputs, as the data source gives them::
     run.predict(x)          # class labels (as the data names them), or values in raw units
     run.predict_proba(x)    # one column per class, in the order of run.classes_
     run.model               # the torch.nn.Module
+
+A sequence-to-sequence run translates token sequences instead: ``translate(run,
+source_tokens(lines, run.preprocessing, "input.txt"))``.
 """
 
 from collections.abc import Sequence
@@ -31,6 +34,7 @@ from dlbasics.cli import describe_hydra_error
 from dlbasics.config import Config, config_from_yaml, register_configs
 from dlbasics.data import DATASETS, DataSplits, build_data
 from dlbasics.data.core import DataConfig
+from dlbasics.data.translation import PAD, SPECIALS, decode
 from dlbasics.ensembles import Ensemble, build_ensemble
 from dlbasics.errors import ConfigError, DataError
 from dlbasics.latest import RUN, resolve_latest
@@ -277,3 +281,44 @@ def prediction_table(trained: TrainedModel, x: Any) -> tuple[list[str], list[lis
         for label, row in zip(predictions.tolist(), probabilities.tolist(), strict=True)
     ]
     return header, rows
+
+
+# --- sequence-to-sequence: token sequences in, token sequences out ----------------------------
+
+
+def source_tokens(lines: Sequence[str], preprocessing: Preprocessing, where: str) -> Tensor:
+    """Whitespace-separated token sequences, one per line (blank lines skipped), as the (n, S)
+    indices a seq2seq model reads, padded with <pad>; a token the vocabulary lacks, or a
+    sequence longer than the training sources, is a DataError naming it and its line."""
+    vocabulary = preprocessing.vocabulary or ()
+    index = {token: i for i, token in enumerate(vocabulary)}
+    longest = preprocessing.input_shape[0]
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        for token in tokens:
+            if token not in index or index[token] < len(SPECIALS):
+                known = " ".join(t for t in vocabulary if t not in SPECIALS)
+                raise DataError(
+                    f"{where}, line {number}: unknown token {token!r}; the run's vocabulary "
+                    f"is: {known}."
+                )
+        if len(tokens) > longest:
+            raise DataError(
+                f"{where}, line {number}: {len(tokens)} tokens, but the run was trained on "
+                f"sources of at most {longest}."
+            )
+        rows.append([index[t] for t in tokens] + [PAD] * (longest - len(tokens)))
+    if not rows:
+        raise DataError(f"{where} holds no token sequence (one per line).")
+    return torch.tensor(rows, dtype=torch.long)
+
+
+def translate(trained: TrainedModel, sources: Tensor) -> list[str]:
+    """A seq2seq run's greedy decoding of ``sources`` (n, S), as text up to each <eos>."""
+    device = next(trained.model.parameters()).device
+    with torch.no_grad():
+        chunks = [trained.model(c.to(device)).argmax(dim=-1) for c in sources.split(EVAL_CHUNK)]
+    return decode(torch.cat(chunks).cpu(), trained.preprocessing.vocabulary or ())

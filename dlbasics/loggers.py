@@ -50,6 +50,8 @@ class Logger(Protocol):
 
     def log_figure(self, tag: str, figure: Any, step: int) -> None: ...
 
+    def log_text(self, tag: str, text: str, step: int) -> None: ...
+
     def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None: ...
 
     def close(self) -> None: ...
@@ -66,6 +68,9 @@ class NullLogger:
         pass
 
     def log_figure(self, tag: str, figure: Any, step: int) -> None:
+        pass
+
+    def log_text(self, tag: str, text: str, step: int) -> None:
         pass
 
     def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
@@ -103,6 +108,10 @@ class TensorBoardLogger:
     def log_figure(self, tag: str, figure: Any, step: int) -> None:
         """A matplotlib figure as an image (the Images tab); the caller keeps the figure."""
         self.writer.add_figure(tag, figure, step, close=False)
+
+    def log_text(self, tag: str, text: str, step: int) -> None:
+        """Markdown text (the Text tab): a seq2seq model's translations."""
+        self.writer.add_text(tag, text, step)
 
     def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
         """The run's hyper-parameters (str, bool, int or float values) and final metrics, for

@@ -17,8 +17,20 @@ from dlbasics.data import DataSpec
 from dlbasics.errors import ConfigError
 from dlbasics.schema import check, check_choice
 
-DEFAULT_OUTPUT_ACT = {"regression": "identity", "binary": "sigmoid", "multiclass": "softmax"}
-DEFAULT_LOSS = {"regression": "mse", "binary": "bce", "multiclass": "cross_entropy"}
+DEFAULT_OUTPUT_ACT = {
+    "regression": "identity",
+    "binary": "sigmoid",
+    "multiclass": "softmax",
+    "seq2seq": "softmax",  # over the vocabulary, at every output step
+}
+DEFAULT_LOSS = {
+    "regression": "mse",
+    "binary": "bce",
+    "multiclass": "cross_entropy",
+    "seq2seq": "cross_entropy",
+}
+# The index of the <pad> token (data/translation.py): padded target steps add no loss.
+PAD = 0
 LOSSES = ("auto", *sorted(set(DEFAULT_LOSS.values())))  # auto: the task's default above
 
 
@@ -45,6 +57,12 @@ class RegConfig:
         check(0 <= self.dropout < 1, "reg.dropout", self.dropout, "a probability in [0, 1)")
 
 
+def has_accuracy(task: str) -> bool:
+    """Whether a task's samples are right or wrong as a whole (``acc``): classification. A
+    seq2seq model reports token accuracy and exact match instead (its epoch_metrics)."""
+    return task in ("binary", "multiclass")
+
+
 class Objective:
     """Loss for one task: ``objective(scores, target)`` is the mean data loss of a batch."""
 
@@ -57,6 +75,8 @@ class Objective:
         self.activate = OUTPUT_ACTIVATIONS.get(output_act)
 
     def __call__(self, scores: Tensor, target: Tensor) -> Tensor:
+        if self.task == "seq2seq":  # the mean over every target token that is not <pad>
+            return F.cross_entropy(scores.transpose(1, 2), target, ignore_index=PAD)
         if self.loss == "cross_entropy" and self.task == "multiclass":
             return F.cross_entropy(scores, target)  # log-softmax inside: stable
         if self.loss in ("bce", "cross_entropy"):  # binary: cross-entropy of one sigmoid unit
@@ -66,6 +86,10 @@ class Objective:
     def sample_losses(self, scores: Tensor, target: Tensor) -> Tensor:
         """Each sample's loss, (n,): what ``__call__`` averages (a per-step or multi-output
         target's loss is averaged over its steps and outputs)."""
+        if self.task == "seq2seq":  # each sequence's mean over its tokens that are not <pad>
+            losses = F.cross_entropy(scores.transpose(1, 2), target, reduction="none")
+            kept = target != PAD
+            return (losses * kept).sum(dim=1) / kept.sum(dim=1).clamp(min=1)
         if self.loss == "cross_entropy" and self.task == "multiclass":
             losses = F.cross_entropy(scores, target, reduction="none")
         elif self.loss in ("bce", "cross_entropy"):
@@ -86,7 +110,10 @@ class Objective:
         return target
 
     def predict(self, scores: Tensor) -> Tensor:
-        """Class labels (classification) or values (regression) from scores."""
+        """Class labels (classification), values (regression) or tokens (seq2seq: (n, T))
+        from scores."""
+        if self.task == "seq2seq":
+            return scores.argmax(dim=-1)
         if self.task == "multiclass":
             return scores.argmax(dim=1)
         if self.task == "binary":
@@ -97,7 +124,11 @@ class Objective:
         return self.activate(scores)
 
     def correct(self, scores: Tensor, target: Tensor) -> Tensor:
-        """Number of correct predictions in a batch (a 0-d tensor; no host sync)."""
+        """Number of correct predictions in a batch (a 0-d tensor; no host sync); seq2seq:
+        of sequences right at every target token that is not <pad>."""
+        if self.task == "seq2seq":
+            right = (self.predict(scores) == target) | (target == PAD)
+            return right.all(dim=1).sum()
         return (self.predict(scores) == target).sum()
 
     @property
@@ -126,6 +157,11 @@ def build_objective(
         loss = "mse" if output_act == "step" else DEFAULT_LOSS[spec.task]
 
     where = f"(model={model_name}, data={spec.name}, a {spec.task} task)"
+    if spec.task == "seq2seq" and (loss != "cross_entropy" or output_act != "softmax"):
+        raise ConfigError(
+            f"data={spec.name} is a sequence-to-sequence task: a softmax over the vocabulary "
+            f"at every step, with cross-entropy; use loss=auto and model.output_act=auto {where}."
+        )
     if spec.task == "binary" and output_act == "softmax":
         raise ConfigError(
             f"model.output_act=softmax on one output unit is always 1 {where}; "
@@ -139,7 +175,7 @@ def build_objective(
     if loss == "cross_entropy":
         if spec.task == "regression":
             raise ConfigError(f"loss=cross_entropy needs class labels {where}; use loss=mse.")
-        needed = "softmax" if spec.task == "multiclass" else "sigmoid"
+        needed = "sigmoid" if spec.task == "binary" else "softmax"
         if output_act != needed:
             raise ConfigError(
                 f"loss=cross_entropy needs probabilities from a {needed} output layer, but "

@@ -8,6 +8,7 @@ import torch
 
 from dlbasics.checkpoint import atomic_write
 from dlbasics.errors import ConfigError, OutputError
+from dlbasics.losses import has_accuracy
 from dlbasics.trainer import TrainerConfig
 
 # Bytes written per byte of parameters, at most: last.pt holds the weights, the best weights
@@ -32,6 +33,12 @@ def check_batch_size(cfg: TrainerConfig, n_train: int, data_name: str) -> None:
 def check_monitor(cfg: TrainerConfig, task: str, data_name: str) -> None:
     """An accuracy cannot be monitored on a regression task: it has none."""
     monitor = cfg.early_stopping.monitor
+    if task == "seq2seq" and monitor in ("train_acc", "val_acc"):
+        raise ConfigError(
+            f"trainer.early_stopping.monitor={monitor}: data={data_name} is a "
+            f"sequence-to-sequence task; monitor {monitor.replace('_acc', '_exact')} (whole "
+            f"sequences right) or {monitor.replace('_acc', '_token_acc')} instead."
+        )
     if task == "regression" and monitor.endswith("_acc"):
         raise ConfigError(
             f"trainer.early_stopping.monitor={monitor}: data={data_name} is a regression task, "
@@ -45,7 +52,7 @@ def check_reported_monitor(
     """The monitor must be something the model reports: loss and accuracy (classification),
     plus the model's own measures (an RBM's pseudo-log-likelihood and free energy)."""
     reported = ["train_loss", "val_loss"]
-    if task != "regression":
+    if has_accuracy(task):
         reported += ["train_acc", "val_acc"]
     reported += model_metrics
     monitor = cfg.early_stopping.monitor

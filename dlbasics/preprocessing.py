@@ -7,11 +7,11 @@ feature), a regression target's standardisation, and what the data source calls 
 and classes. The file is JSON, never pickle, and versioned: later versions may add encoders
 (text categories of a table) or vocabularies (tokens of a sequence) beside these keys.
 
-    {"format": "dlbasics-preprocessing", "version": 2,
+    {"format": "dlbasics-preprocessing", "version": 3,
      "data": "digits", "task": "multiclass", "input_shape": [1, 8, 8], "n_outputs": 10,
      "per_step": false, "features": ["pixel_0_0", ...], "classes": [0, 1, ..., 9],
      "inputs": {"scaling": "standardize", "shift": [[[8.1...]]], "scale": [[[6.0...]]]},
-     "target": null, "table": null}
+     "target": null, "table": null, "vocabulary": null, "target_length": 0}
 
 ``inputs``: the model sees ``(x − shift) / scale`` ("standardize"), the same clipped into
 [0, 1] ("unit_range"), or ``x`` itself ("none"); ``shift`` and ``scale`` have a shape that
@@ -19,7 +19,9 @@ broadcasts over one sample. ``target``: a regression target standardised the sam
 predictions are mapped back with ``y · scale + shift``; null otherwise. ``table``: for a
 CSV table, its target, the columns that are not features (``ignored``), and per feature
 column its encoder (type, fill for missing cells, "_missing" indicator, categories), which
-turn raw rows into ``features`` before the scaling above.
+turn raw rows into ``features`` before the scaling above. ``vocabulary`` (seq2seq): the
+tokens in the order of their indices, which new sources are written in and predictions read
+from; ``target_length``: the longest target the model decodes, in tokens.
 """
 
 import json
@@ -37,7 +39,9 @@ from dlbasics.errors import DataError
 
 FILE_NAME = "preprocessing.json"
 FORMAT = "dlbasics-preprocessing"
-VERSION = 2  # 2: a table's encoders ("table"); version 1 files are read as they are
+# 2: a table's encoders ("table"); 3: a seq2seq vocabulary and target length. Older versions
+# are read as they are (no table, no vocabulary).
+VERSION = 3
 SCALINGS = ("none", "standardize", "unit_range")
 
 
@@ -60,6 +64,9 @@ class Preprocessing:
     # A table's column encoders (data/table.py): how raw rows become the features; None for
     # data that comes as numbers.
     table: dict[str, Any] | None = None
+    # seq2seq: the tokens by index (<pad>, <bos>, <eos> first), and the longest target.
+    vocabulary: tuple[str, ...] | None = None
+    target_length: int = 0
 
     # --- from a run's data, to JSON, and back ----------------------------------------------
 
@@ -69,7 +76,7 @@ class Preprocessing:
         n_features = spec.n_features
         features = data.feature_names or tuple(f"x{i}" for i in range(1, n_features + 1))
         classes = None
-        if spec.task != "regression":
+        if spec.task in ("binary", "multiclass"):  # a seq2seq task's are its vocabulary
             classes = labels(data.class_names or tuple(str(i) for i in range(spec.n_classes)))
         return cls(
             data=spec.name,
@@ -85,6 +92,8 @@ class Preprocessing:
             target_shift=data.target_mean,
             target_scale=data.target_std,
             table=data.table,
+            vocabulary=data.vocabulary,
+            target_length=spec.target_length,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,6 +116,8 @@ class Preprocessing:
             "inputs": inputs,
             "target": target,
             "table": self.table,
+            "vocabulary": None if self.vocabulary is None else list(self.vocabulary),
+            "target_length": self.target_length,
         }
 
     def save(self, run_dir: Path) -> None:
@@ -150,6 +161,8 @@ class Preprocessing:
                 target_shift=torch.tensor(target["shift"]) if target else None,
                 target_scale=torch.tensor(target["scale"]) if target else None,
                 table=saved.get("table"),
+                vocabulary=_tokens(saved.get("vocabulary")),
+                target_length=int(saved.get("target_length", 0)),
             )
         except (ValueError, KeyError, TypeError) as error:  # JSONDecodeError is a ValueError
             raise DataError(f"{path} cannot be used: {error}.") from None
@@ -160,8 +173,16 @@ class Preprocessing:
     def spec(self) -> DataSpec:
         """The data spec the run's model was built for."""
         n_classes = 0 if self.classes is None else len(self.classes)
+        if self.vocabulary is not None:
+            n_classes = len(self.vocabulary)
         return DataSpec(
-            self.data, self.task, self.input_shape, self.n_outputs, n_classes, self.per_step
+            self.data,
+            self.task,
+            self.input_shape,
+            self.n_outputs,
+            n_classes,
+            self.per_step,
+            self.target_length,
         )
 
     @property
@@ -213,6 +234,10 @@ def labels(names: tuple[str, ...]) -> tuple[Any, ...]:
         return tuple(int(name) for name in names)
     except ValueError:
         return names
+
+
+def _tokens(saved: Any) -> tuple[str, ...] | None:
+    return None if saved is None else tuple(str(token) for token in saved)
 
 
 def _as_list(tensor: Tensor | None) -> Any:

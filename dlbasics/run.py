@@ -248,6 +248,8 @@ def _train(
         say(f"{fit.stop_reason} in {stopped_in}, after {fit.epochs_run} epochs of it: no test")
     else:
         shown = f"test_loss {test_loss:.4f}" if test_acc is None else f"test_acc {test_acc:.4f}"
+        if "test_exact" in metrics:  # seq2seq: whole sequences right
+            shown += f" test_exact {metrics['test_exact']:.4f}"
         say(
             f"{shown} ({fit.stop_reason} after {fit.epochs_run} epochs, best epoch "
             f"{fit.best_epoch}, fit {fit.fit_seconds:.1f}s)"

@@ -278,6 +278,9 @@ class MemberLoggers:
     def log_figure(self, tag: str, figure: Any, step: int) -> None:
         pass
 
+    def log_text(self, tag: str, text: str, step: int) -> None:
+        pass  # stacked models write no text (seq2seq models do not stack)
+
     def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
         pass  # each job's, by train_group
 

@@ -37,7 +37,7 @@ from dlbasics.early_stopping import EXPLODED, EarlyStopping, EarlyStoppingConfig
 from dlbasics.errors import DataError
 from dlbasics.interrupt import StopOnSignal
 from dlbasics.loggers import Logger, NullLogger
-from dlbasics.losses import Objective
+from dlbasics.losses import Objective, has_accuracy
 from dlbasics.members import Members
 from dlbasics.models import Model
 from dlbasics.models.stacked import MemberObjective, StackedModel
@@ -241,7 +241,7 @@ class Trainer:
             sample_weights = sample_weights.to(self.device)
         n = x_train.shape[1] if stacked and model.own_data else len(x_train)
         batch_size = n if cfg.batch_size is None else min(cfg.batch_size, n)
-        classify = data.spec.task != "regression"
+        classify = has_accuracy(data.spec.task)
         skip_non_finite = cfg.on_nan == "skip"
         # Under torchrun, a last batch too small to give each rank a sample waits for the next
         # epoch's shuffle.
@@ -312,7 +312,10 @@ class Trainer:
                     optimizer.zero_grad(set_to_none=True)
                     if model.learns_by_backprop:
                         with autocast:
-                            scores = forward(xb)
+                            # A seq2seq model learns with teacher forcing: its decoder reads the
+                            # target tokens before each step (model.reads_targets). Everywhere
+                            # else (validation, test, predict.py) forward(x) decodes alone.
+                            scores = forward(xb, yb) if model.reads_targets else forward(xb)
                             if sample_weights is None:
                                 loss = objective(scores, yb)
                             else:  # boosting: what the members before got wrong weighs more
@@ -473,7 +476,7 @@ class Trainer:
                 run, metrics["train_loss"], epoch, state, stopper.best_epoch
             )
             return metrics, True, message
-        classify = objective.task != "regression"
+        classify = has_accuracy(objective.task)
         if classify:
             metrics["train_acc"] = run.accuracy()
         model.eval()
@@ -561,7 +564,7 @@ class Trainer:
         chunks = [(x, y)]  # most splits fit in one chunk: no slices to make then
         if x.shape[0] > EVAL_CHUNK:
             chunks = zip(x.split(EVAL_CHUNK), y.split(EVAL_CHUNK), strict=True)
-        classify = objective.task != "regression"
+        classify = has_accuracy(objective.task)
         loss_sum, correct = 0.0, 0
         for xb, yb in chunks:
             with self.autocast():
@@ -661,6 +664,8 @@ class Trainer:
         if images:
             tagged = {f"{self.tag_prefix}{tag}": image for tag, image in images.items()}
             self.logger.log_images(tagged, epoch)
+        for tag, text in model.epoch_text(x_val).items():  # a seq2seq model's translations
+            self.logger.log_text(f"{self.tag_prefix}{tag}", text, epoch)
 
     def _divergence_message(
         self,

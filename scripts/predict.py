@@ -6,7 +6,12 @@ each class's probability.
 .venv/bin/python scripts/predict.py RUN_DIR t10k-images-idx3-ubyte.gz --checkpoint last
 .venv/bin/python scripts/predict.py RUN_DIR data=iris data.seed=1  # another split of a bundled set
 
-INPUT is a CSV table of raw feature rows (the training target's column, if present, is
+For a sequence-to-sequence run (model=seq2seq), INPUT is a text file of whitespace-separated
+token sequences, one per line; the decoded output sequences are printed one per line:
+
+.venv/bin/python scripts/predict.py RUN_DIR numbers.txt             # `1 2 5` → one hundred …
+
+Otherwise INPUT is a CSV table of raw feature rows (the training target's column, if present, is
 ignored), an MNIST-format (IDX) image file, or data=NAME [data.KEY=VALUE ...]: the raw test
 split of that data set (the run's own split when NAME is the run's data). The run's
 preprocessing (preprocessing.json) is applied to the inputs. Exit status: 0, or 2 with one
@@ -23,7 +28,15 @@ from dlbasics.checkpoint import atomic_write
 from dlbasics.cli import fail
 from dlbasics.config_guard import refuse_code_in_arguments
 from dlbasics.errors import UserError
-from dlbasics.inference import CHECKPOINTS, data_config, load, prediction_table, raw_splits
+from dlbasics.inference import (
+    CHECKPOINTS,
+    data_config,
+    load,
+    prediction_table,
+    raw_splits,
+    source_tokens,
+    translate,
+)
 from dlbasics.inputs import read_inputs
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -43,6 +56,9 @@ def main(argv: list[str] | None = None) -> None:
             raise UserError(f"{args.overrides[0]}: overrides go with INPUT data=NAME only.")
         refuse_code_in_arguments([args.input, *args.overrides] if from_data else args.overrides)
         trained = load(args.run_dir, args.checkpoint)
+        if trained.preprocessing.task == "seq2seq" and not from_data:
+            write_output(translated(trained, Path(args.input)), args.out, "translations")
+            return
         if from_data:
             x = raw_splits(data_config(trained, [args.input, *args.overrides], CONFIGS)).x_test
         else:
@@ -53,13 +69,28 @@ def main(argv: list[str] | None = None) -> None:
         writer = csv.writer(text, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(rows)
-        if args.out is None:
-            sys.stdout.write(text.getvalue())
-        else:
-            atomic_write(args.out, text.getvalue().encode())
-            print(f"wrote {len(rows)} predictions to {args.out}", file=sys.stderr)
+        write_output(text.getvalue(), args.out, f"{len(rows)} predictions")
     except UserError as error:
         fail(str(error))
+
+
+def translated(trained, path: Path) -> str:
+    """A seq2seq run's outputs for the token sequences in ``path``, one line each."""
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"{path}: cannot be read ({error.strerror or error}).") from None
+    sources = source_tokens(lines, trained.preprocessing, str(path))
+    return "".join(line + "\n" for line in translate(trained, sources))
+
+
+def write_output(text: str, out: Path | None, what: str) -> None:
+    """``text`` to stdout, or written atomically to ``out``."""
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write(out, text.encode())
+        print(f"wrote {what} to {out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

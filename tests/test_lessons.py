@@ -17,7 +17,7 @@ EXPERIMENTS = CONFIGS / "experiment"
 LESSONS = [
     "xor_perceptron", "xor_mlp", "gates", "oysters", "vanishing_gradients", "dying_relu",
     "gd_modes", "optimizers", "overfitting", "exploding_gradients", "normalization", "init",
-    "linear_collapse", "ensembles",
+    "linear_collapse", "ensembles", "attention",
 ]  # fmt: skip
 
 
@@ -152,6 +152,13 @@ def test_gd_modes_take_one_step_per_epoch_per_sample_and_per_batch(tmp_path):
     assert steps == {"batch": 2, "sgd": 2 * 300, "minibatch": 2 * 5}
 
 
+def test_attention_preset_runs_with_and_without_attention_short(tmp_path):
+    tiny = ["data.length=5", "data.n_samples=300", "model.hidden_size=16", "trainer.epochs=1"]
+    for attention in ("none", "dot"):
+        metrics = lesson(tmp_path / attention, "attention", f"model.attention={attention}", *tiny)
+        assert metrics["monitor"] == "val_exact" and 0 <= metrics["test_exact"] <= 1
+
+
 def test_zero_initialisation_never_learns(tmp_path):
     metrics = lesson(tmp_path, "init", "model.init=zeros", "trainer.epochs=3")
     assert metrics["final_train_acc"] < 0.2  # chance on 10 classes
@@ -284,3 +291,13 @@ def test_identity_depth_is_no_better_than_a_linear_model(tmp_path):
     assert identity["test_acc"] <= linear["test_acc"] + 0.02
     assert identity["final_train_loss"] >= linear["final_train_loss"] - 0.01
     assert relu["test_acc"] >= linear["test_acc"] + 0.05
+
+
+@pytest.mark.slow
+def test_attention_holds_where_the_bottleneck_falls_off(tmp_path):
+    """Reversing 20 digits, attention gets whole strings right; without it, at 30 digits, the
+    encoder's final state cannot carry the source (docs/lessons.md has the figures)."""
+    with_attention = lesson(tmp_path / "dot20", "attention")
+    without = lesson(tmp_path / "none30", "attention", "model.attention=none", "data.length=30")
+    assert with_attention["test_exact"] >= 0.95
+    assert without["test_exact"] < with_attention["test_exact"] - 0.5

@@ -13,7 +13,8 @@ from dlbasics.errors import ConfigError
 from dlbasics.registry import Registry
 from dlbasics.schema import check, check_seed, check_size
 
-TASKS = ("binary", "multiclass", "regression")
+# seq2seq: a sequence of tokens in, another out (translation; data/translation.py)
+TASKS = ("binary", "multiclass", "regression", "seq2seq")
 
 
 @dataclass
@@ -71,13 +72,16 @@ class DataSpec:
     """What a model must fit: the task, one sample's shape and the number of output units."""
 
     name: str
-    task: str  # binary | multiclass | regression
+    task: str  # binary | multiclass | regression | seq2seq
     input_shape: tuple[int, ...]
     n_outputs: int  # 1 (binary), one per class (multiclass), one per target (regression)
     n_classes: int = 0  # 0 for regression
     # Sequences (input_shape (T, F)) may carry a target after every time step (many-to-many):
     # targets of shape (n, T, n_outputs) instead of (n, n_outputs).
     per_step: bool = False
+    # seq2seq: the longest target in tokens (with its <eos>), which may differ from the
+    # source's length; its scores are (target_length, n_outputs), n_outputs the vocabulary's size.
+    target_length: int = 0
 
     @property
     def n_features(self) -> int:
@@ -116,6 +120,8 @@ class DataSplits:
     # A table's encoders, fitted on the training rows (data/table.py): how its columns became
     # the features, for new rows to become them too. Plain values: saved as JSON.
     table: dict[str, Any] | None = None
+    # seq2seq: the tokens, in the order of their indices (<pad>, <bos>, <eos> first).
+    vocabulary: tuple[str, ...] | None = None
 
     def every_training_input(self) -> Tensor:
         """The training inputs, labelled or not: what learning without labels may use."""

@@ -64,6 +64,10 @@ class Model(nn.Module):
     # Whether trainer.resume can continue it (a fit in several phases cannot).
     resumable: bool = True
     learns_by_backprop: bool = True
+    # Whether forward takes the targets too while training, ``forward(x, y)``: a seq2seq
+    # decoder's teacher forcing (it reads the right previous token at every step). In eval
+    # mode forward(x) always works alone.
+    reads_targets: bool = False
     # Buffers whose size the data sets (PCD's chains: one per sample of the first batch): a
     # checkpoint's size is taken when it is loaded.
     resizable_buffers: tuple[str, ...] = ()
@@ -102,6 +106,11 @@ class Model(nn.Module):
     def epoch_images(self, x_val: Tensor) -> dict[str, Tensor]:
         """Images for TensorBoard, tag → (channels, height, width) in [0, 1]; written with
         each checkpoint and at the end of a fit."""
+        return {}
+
+    def epoch_text(self, x_val: Tensor) -> dict[str, str]:
+        """Text for TensorBoard, tag → Markdown (a seq2seq model's translations); written with
+        the images."""
         return {}
 
     @staticmethod
@@ -178,7 +187,8 @@ def check_memory(cfg: "Config", spec: DataSpec, build: Callable[..., Model]) -> 
 def check_output_shape(model: Model, spec: DataSpec, name: str) -> None:
     """Run two blank samples through ``model`` and compare its scores with the targets' shape:
     (n_outputs,) per sample, or (time steps, n_outputs) for per-step targets."""
-    expected = (spec.input_shape[0], spec.n_outputs) if spec.per_step else (spec.n_outputs,)
+    steps = spec.target_length or spec.input_shape[0]  # seq2seq: a length of its own
+    expected = (steps, spec.n_outputs) if spec.per_step else (spec.n_outputs,)
     was_training = model.training
     model.eval()  # batch norm must not learn from the blank samples
     try:
@@ -192,6 +202,8 @@ def check_output_shape(model: Model, spec: DataSpec, name: str) -> None:
         model.train(was_training)
     if tuple(scores.shape[1:]) != expected:
         hint = "; only model=rnn gives an output at every time step" if spec.per_step else ""
+        if spec.task == "seq2seq":
+            hint = "; a sequence-to-sequence task needs model=seq2seq"
         raise ConfigError(
             f"model={name} gives scores of shape {tuple(scores.shape[1:])} per sample, but "
             f"the targets of data={spec.name} have shape {expected}{hint}."
