@@ -225,6 +225,11 @@ def build_ensemble(cfg: "Config", spec: DataSpec) -> Ensemble:
             f"ensemble={kind} needs a model trained on a loss; model={cfg.model.name} has a "
             "learning rule of its own (or pre-trains one). Use model=mlp, dnn, cnn or rnn."
         )
+    if members[0].reads_targets:
+        raise ConfigError(
+            f"ensemble={kind} combines one output per sample; model={cfg.model.name} decodes "
+            "a sequence of its own. Use ensembles with model=mlp, dnn, cnn, rnn or transformer."
+        )
     meta = None
     if kind == "stacking":
         meta = MLP(len(members) * spec.n_outputs, [], spec.n_outputs, None, 0.0)

@@ -90,6 +90,7 @@ def test_a_voting_ensemble_resumes_exactly(tmp_path):
         (["ensemble=voting", "ensemble.folds=3"], "ensemble.folds"),
         (["ensemble=stacking", "trainer.resume=outputs"], "resum"),
         (["ensemble=voting", "trainer.on_nan=skip"], "trainer.on_nan=stop"),
+        (["ensemble=voting", "model=seq2seq", "data=reverse"], "decodes a sequence"),
     ],
 )
 def test_what_an_ensemble_cannot_do_is_refused_in_one_line(overrides, message, tmp_path):
