@@ -5,8 +5,9 @@ of many small models trained as one stacked computation.
 ``ensemble=voting|bagging|stacking|boosting`` over ``model=mlp`` against scikit-learn's
 ensemble of the same kind over MLPClassifier: VotingClassifier (soft), BaggingClassifier,
 StackingClassifier (cv = ensemble.folds, its default final estimator, a logistic regression)
-and AdaBoostClassifier (SAMME) over MLPClassifier (which takes sample weights in
-scikit-learn >= 1.7; checked, not assumed) and over its default estimator, a decision stump.
+and AdaBoostClassifier (SAMME) over MLPClassifier (where this scikit-learn's MLPClassifier.fit
+takes sample weights, as 1.9's does: checked when it runs) and over its default estimator, a
+decision stump.
 Both train K members of the same MLP (the same hidden sizes, ReLU, Adam at lr 0.001, batches of
 64, no L2 penalty) for the same number of epochs, with early stopping off on both sides (and
 dlbasics' restore_best off: both end with their last epoch's weights). Stacking's meta-learner
@@ -36,12 +37,14 @@ contenders are timed in interleaved rounds in one process (stacked, sequential, 
 after one short warm-up each, and the table shows the median and minimum seconds and the
 medians as multiples of the sequential run's and of the hand loops'. scikit-learn, the hand
 loops and the sequential runs (trainer.threads=auto) use one thread. Then, each in a fresh
-process: the peak resident memory the 16 jobs add (VmHWM after training less VmRSS before it,
-read from /proc), stacked and sequential; on CUDA, torch's own peak of allocated memory. The
+process: the peak resident memory the 16 jobs add, stacked and sequential (VmHWM after training
+less VmRSS before it, read from /proc, after a short warm-up whose peak is reset: what a first
+run loads once is not the jobs'); on CUDA, torch's own peak of allocated memory. The
 mean test accuracy of each contender is shown; stacked and sequential must agree job for job
 (the table says whether they do). Last, the wall time of `scripts/train.py -m seed=range(16) …`
 as a subprocess under ``hydra/launcher=basic`` and, where the tree has it,
-``hydra/launcher=stacked``. With a GPU, part b runs on CUDA as well (scikit-learn: the CPU only).
+``hydra/launcher=stacked`` (with its trainer.threads=auto, and with trainer.threads=1). With a
+GPU, part b runs on CUDA as well (scikit-learn: the CPU only).
 
 No time is asserted anywhere; everything printed also goes to a JSON file.
 
@@ -562,7 +565,8 @@ def memory_per_contender(settings: SpeedSettings, cuda_peak_mib: dict[str, float
         )
         grown[name] = json.loads(done.stdout.strip().splitlines()[-1])["grown_mib"]
     return {
-        "what": "resident set growth (VmHWM after − VmRSS before, a fresh process)",
+        "what": "resident set growth, VmHWM after − VmRSS before (after a warm-up, in a "
+        "fresh process)",
         "mib": grown,
     }
 
@@ -574,10 +578,25 @@ def proc_status_kib(field: str) -> int:
     raise KeyError(field)
 
 
+def reset_peak_rss() -> bool:
+    """Set this process' peak resident memory (VmHWM) to its present one; False where Linux
+    does not let it (before 4.0, or /proc read-only)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
 def measure_memory(name: str, settings: SpeedSettings) -> None:
     """(In a child process) train the jobs as ``name`` does, once, and print the resident
-    memory that added, as JSON on stdout."""
+    memory that added, as JSON on stdout. A short warm-up first, where the peak can be reset
+    after it: what any first run loads once (modules, kernels) is not the jobs' memory."""
     found = contenders(settings)
+    warm_up = contenders(replace(settings, jobs=2, epochs=1))[name]
+    if reset_peak_rss():
+        warm_up()
+        reset_peak_rss()
     before = proc_status_kib("VmRSS")
     found[name]()
     print(json.dumps({"grown_mib": (proc_status_kib("VmHWM") - before) / 1024}))
@@ -617,27 +636,34 @@ def speed_table(result: dict[str, Any]) -> str:
         )
     memory = result["memory"]
     if memory["mib"]:
-        per = ", ".join(
-            f"{name} {mib:.0f} MiB ({mib / result['jobs']:.1f} per member)"
-            for name, mib in memory["mib"].items()
-        )
-        lines.append(f"peak memory, {memory['what']}: {per}")
+        lines.append(f"peak memory of the {result['jobs']} jobs, {memory['what']}:")
+        for name, mib in memory["mib"].items():
+            held = "one job at a time" if name == SEQUENTIAL else "every job at once"
+            lines.append(f"  {name}: {mib:.1f} MiB, {mib / result['jobs']:.2f} per job ({held})")
     return "\n".join(lines)
 
 
 # --- sweeps as a user starts them ---------------------------------------------------------------
 
 
+# Each sweep: what it is called in the table, and its overrides besides the jobs' own.
+SWEEPS = {
+    "hydra/launcher=basic": ["hydra/launcher=basic"],
+    "hydra/launcher=stacked": ["hydra/launcher=stacked"],
+    "hydra/launcher=stacked trainer.threads=1": ["hydra/launcher=stacked", "trainer.threads=1"],
+}
+
+
 def sweep_walls(jobs: int, epochs: int) -> dict[str, float | str]:
     """Wall seconds of `scripts/train.py -m seed=range(jobs) …` under each launcher, or why
     it was not run."""
     walls: dict[str, float | str] = {}
-    for launcher in ("basic", "stacked"):
-        choice = f"hydra/launcher={launcher}"
-        if not hydra_knows(choice):
-            walls[launcher] = f"skipped: Hydra knows no {choice} in this tree"
+    for label, overrides in SWEEPS.items():
+        launcher = overrides[0]
+        if not hydra_knows(launcher):
+            walls[label] = f"skipped: Hydra knows no {launcher} in this tree"
             continue
-        print(f"sweep: {choice} …", file=sys.stderr, flush=True)
+        print(f"sweep: {label} …", file=sys.stderr, flush=True)
         command = [
             sys.executable,
             str(ROOT / "scripts" / "train.py"),
@@ -645,22 +671,26 @@ def sweep_walls(jobs: int, epochs: int) -> dict[str, float | str]:
             f"seed=range({jobs})",
             *COMMON,
             f"trainer.epochs={epochs}",
-            choice,
-            f"hydra.sweep.dir={fresh_dir(f'sweep-{launcher}')}",
+            *overrides,
+            f"hydra.sweep.dir={fresh_dir('sweep')}",
         ]
         started = time.perf_counter()
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-        walls[launcher] = time.perf_counter() - started
+        walls[label] = time.perf_counter() - started
         if done.returncode != 0:
-            walls[launcher] = f"failed (exit {done.returncode}): {done.stderr.strip()[-300:]}"
+            last = (done.stderr.strip().splitlines() or [""])[-1]
+            walls[label] = f"failed (exit {done.returncode}): {last}"
     return walls
 
 
 def sweep_lines(walls: dict[str, float | str], jobs: int, epochs: int) -> list[str]:
-    lines = [f"scripts/train.py -m seed=range({jobs}) (the same MLP, {epochs} epochs), wall:"]
-    for launcher, wall in walls.items():
+    lines = [
+        f"scripts/train.py -m seed=range({jobs}) (the same MLP, {epochs} epochs), wall seconds "
+        "from start to exit:"
+    ]
+    for label, wall in walls.items():
         shown = f"{wall:.1f} s" if isinstance(wall, float) else wall
-        lines.append(f"  hydra/launcher={launcher}: {shown}")
+        lines.append(f"  {label}: {shown}")
     return lines
 
 
