@@ -104,7 +104,9 @@ COMMON = (
     f"trainer.batch_size={BATCH}",
     *NO_EARLY_STOPPING,
 )
-TMP = Path(tempfile.mkdtemp(prefix="dlbasics-bench-ensembles-"))
+# Where the runs write their run directories: main() makes it and removes it at the end (a test
+# sets one of its own); None: the system's temporary directory.
+TMP: Path | None = None
 
 
 def config(*overrides: str) -> Config:
@@ -126,7 +128,7 @@ def hydra_knows(*overrides: str) -> bool:
 
 
 def fresh_dir(name: str) -> Path:
-    """A new directory for run directories, in TMP (removed at the end)."""
+    """A new directory for run directories, in TMP."""
     return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=TMP))
 
 
@@ -715,6 +717,15 @@ def machine() -> str:
 
 
 def main() -> None:
+    global TMP
+    TMP = Path(tempfile.mkdtemp(prefix="dlbasics-bench-ensembles-"))
+    try:
+        benchmark()
+    finally:
+        shutil.rmtree(TMP, ignore_errors=True)
+
+
+def benchmark() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer epochs and members, one round")
     parser.add_argument(
@@ -760,7 +771,6 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"\nwritten: {args.json}")
-    shutil.rmtree(TMP, ignore_errors=True)
 
 
 if __name__ == "__main__":
