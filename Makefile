@@ -32,9 +32,10 @@ test-slow: install  ## only the slow tests (full accuracy targets, long runs)
 lint: install
 	$(VENV)/bin/ruff check .
 
-bench: install  ## the Trainer against a hand loop, scikit-learn and Lightning (5-6 min; the GPU too if there is one), then data=csv on a million-row table (1-2 min): make bench ARGS="mlp_digits --rounds 11"
+bench: install  ## the Trainer against a hand loop, scikit-learn and Lightning (5-6 min; the GPU too if there is one), then data=csv on a million-row table (1-2 min), then ensembles against scikit-learn's and 16 small MLPs stacked against one by one (13 min on a busy 2-core machine, most of it stacked on two threads): make bench ARGS="mlp_digits --rounds 11"
 	$(PY) scripts/bench.py $(ARGS)
 	$(PY) scripts/bench_table.py
+	$(PY) scripts/bench_ensembles.py
 
 tb: install  ## TensorBoard over every run below LOGDIR (default: the whole checkout; multirun/latest: the newest sweep); its options: make tb ARGS="--port 6007"
 	logdir="$$($(PY) -m dlbasics.latest $(LOGDIR))" && $(VENV)/bin/tensorboard --logdir "$$logdir" $(ARGS)
