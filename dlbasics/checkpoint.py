@@ -110,12 +110,17 @@ def _tensors(node: Any, place: str) -> Iterator[tuple[str, torch.Tensor]]:
 
 
 def write_json(data: dict[str, Any], path: Path) -> None:
-    """JSON without NaN or Infinity (not JSON; many readers refuse them): those become null."""
+    """JSON without NaN or Infinity (not JSON; many readers refuse them): those become null,
+    at any depth (an ensemble's members)."""
 
     def finite(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: finite(v) for key, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [finite(v) for v in value]
         return None if isinstance(value, float) and not math.isfinite(value) else value
 
-    clean = {key: finite(value) for key, value in data.items()}
+    clean = finite(data)
     atomic_write(path, (json.dumps(clean, indent=2, sort_keys=True) + "\n").encode())
 
 

@@ -400,6 +400,7 @@ def _stack(
     order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.trainer.seed))
     parts = order.tensor_split(folds)
     out_of_fold: Tensor | None = None
+    fits = []  # every fit of the ensemble: k fold fits, the members', the meta-learner's
     for j, held_out in enumerate(parts):
         kept = torch.cat([p for i, p in enumerate(parts) if i != j])
         fold_members = []
@@ -409,7 +410,7 @@ def _stack(
         fold = StackedModel(fold_members, stacked.settings)
         fold_data = replace(data, x_train=data.x_train[kept], y_train=data.y_train[kept])
         fold_trainer = trainer.for_phase(f"fold/{j}/", trainer.cfg, trainer.optim, trainer.lr_key)
-        fold_trainer.fit(fold, fold_data, MemberObjective(objective, stacked.settings))
+        fits.append(fold_trainer.fit(fold, fold_data, MemberObjective(objective, stacked.settings)))
         fold.eval()
         with torch.no_grad():
             x = data.x_train[held_out].to(trainer.device)
@@ -419,6 +420,7 @@ def _stack(
         out_of_fold[held_out] = probs
     assert out_of_fold is not None
     fit = trainer.fit(stacked, data, MemberObjective(objective, stacked.settings))
+    fits.append(fit)
     stacked.eval()
     with torch.no_grad():
         x_val = stacked.inputs(data.x_val.to(trainer.device))
@@ -433,12 +435,14 @@ def _stack(
     meta_fit = trainer.for_phase("meta/", meta_trainer_config(cfg), META_OPTIM, "").fit(
         ensemble.meta, meta_data, objective
     )
+    fits.append(meta_fit)
     report = {
         "folds": folds,
         "meta_epochs_run": meta_fit.epochs_run,
         "meta_val_loss": meta_fit.last.get("val_loss"),
     }
-    return EnsembleFit(fit, report)
+    steps, seconds = sum(f.steps for f in fits), sum(f.fit_seconds for f in fits)
+    return EnsembleFit(replace(fit, steps=steps, fit_seconds=seconds), report)
 
 
 def ensemble_metrics(

@@ -48,11 +48,6 @@ log = logging.getLogger("dlbasics")
 # Below this many parameters a model's kernels are too small to share among threads: on a
 # 2-core machine the digits MLP runs several times faster on one thread than on two.
 SMALL_MODEL_PARAMS = 1_000_000
-# Stacked members (ensembles, the stacked launcher) run as batched products K times larger
-# than one member's, which threads share well at a smaller size: from this many parameters
-# over all members, trainer.threads=auto uses every core (scripts/bench_ensembles.py compares
-# one thread and two for 16 digits MLPs).
-STACKED_MODEL_PARAMS = 200_000
 
 
 def train(
@@ -115,8 +110,7 @@ def _train(
     n_params = sum(p.numel() for p in model.parameters())
     if main:
         check_output(run_dir, sum(p.numel() * p.element_size() for p in model.parameters()))
-    stacked = model.stacked.size if ensemble else 1
-    threads = set_threads(cfg.trainer.threads, n_params, device, stacked)
+    threads = set_threads(cfg.trainer.threads, n_params, device)
     if device.type == "cuda" and not cfg.trainer.deterministic and has_convolutions(model):
         # Batches keep their shape, so timing cuDNN's algorithms once per shape pays off.
         torch.backends.cudnn.benchmark = True
@@ -382,16 +376,14 @@ def speed_settings(cfg: TrainerConfig) -> str:
     return precision + (" compile=true" if cfg.compile else "") + limit + checkpoints
 
 
-def set_threads(threads: int | str, n_params: int, device: torch.device, stacked: int = 1) -> int:
-    """``trainer.threads``: auto gives a small model one thread and a large one every core;
-    ``n_params`` of ``stacked`` models trained as one computation count as large sooner."""
+def set_threads(threads: int | str, n_params: int, device: torch.device) -> int:
+    """``trainer.threads``: auto gives a small model one thread and a large one every core.
+    Stacked members count by their parameters together: sixteen digits MLPs stacked ran
+    slower on two threads than on one (scripts/bench_ensembles.py measures both)."""
     if threads == "auto":
-        if device.type == "cpu" and stacked > 1 and n_params >= STACKED_MODEL_PARAMS:
-            threads = len(os.sched_getaffinity(0))
-        elif device.type != "cpu" or n_params >= SMALL_MODEL_PARAMS:
+        if device.type != "cpu" or n_params >= SMALL_MODEL_PARAMS:
             return torch.get_num_threads()
-        else:
-            threads = 1
+        threads = 1
     torch.set_num_threads(int(threads))
     return int(threads)
 

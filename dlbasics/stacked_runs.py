@@ -164,7 +164,7 @@ def _train_stacked(
     stacked = StackedModel(members, settings, own_data=own_data)
     objective = model_objective(first, members[0], spec)
     n_params = sum(p.numel() for p in members[0].parameters())
-    threads = set_threads(first.trainer.threads, n_params * len(members), device, len(members))
+    threads = set_threads(first.trainer.threads, n_params * len(members), device)
     configs = [OmegaConf.to_yaml(asdict(cfg)) for cfg, _, _ in jobs]
     with ExitStack() as stack:
         for _, run_dir, _ in jobs:  # no other process may write these directories meanwhile

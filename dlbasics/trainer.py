@@ -506,7 +506,7 @@ class Trainer:
         """Each member's measures of the epoch, recorded in ``members``, which stops those done
         (members.py). Returns the ensemble's measures when the members vote (its validation
         loss and accuracy; the training ones are the members' mean), else the members' mean."""
-        classify = objective.task != "regression"
+        classify = has_accuracy(objective.task)
         train_loss = run.mean_loss()
         train_acc = run.accuracy() if classify else [None] * model.size
         model.eval()
@@ -590,7 +590,7 @@ class Trainer:
         targets = y if model.own_data else y.expand(model.size, *y.shape)
         count = targets.shape[1]
         losses = objective(scores, targets).tolist()
-        classify = objective.task != "regression"
+        classify = has_accuracy(objective.task)
         if classify:
             accuracies = (objective.correct(scores, targets) / count).tolist()
         else:
