@@ -159,7 +159,7 @@ def test_a_regression_predicts_in_the_targets_own_units(runs):
 
 def test_preprocessing_json_says_what_was_fitted(runs):
     digits = json.loads((runs["mlp"] / FILE_NAME).read_text())
-    assert (digits["format"], digits["version"]) == ("dlbasics-preprocessing", 2)
+    assert (digits["format"], digits["version"]) == ("dlbasics-preprocessing", 3)
     assert digits["table"] is None  # numbers as they come: nothing to encode
     assert digits["input_shape"] == [1, 8, 8] and digits["classes"] == list(range(10))
     assert digits["features"][:2] == ["pixel_0_0", "pixel_0_1"]

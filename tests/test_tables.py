@@ -73,7 +73,7 @@ def test_a_table_of_text_numbers_and_gaps_trains_and_saves_its_encoders(tmp_path
     metrics = read_metrics(run)
     assert metrics["task"] == "multiclass" and metrics["test_acc"] >= 0.9
     saved = json.loads((run / FILE_NAME).read_text())
-    assert saved["version"] == 2 and saved["classes"] == SPECIES
+    assert saved["version"] == 3 and saved["classes"] == SPECIES
     encoders = {e["name"]: e for e in saved["table"]["columns"]}
     assert {name: e["type"] for name, e in encoders.items()} == {
         "island": "categorical",
