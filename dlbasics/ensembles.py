@@ -285,7 +285,8 @@ def fit_ensemble(
     stacked.vote = hard_vote if ensemble.vote_kind == "hard" else soft_vote
     fit = trainer.fit(stacked, data, MemberObjective(objective, stacked.settings), resume=resume)
     if ensemble.kind == "bagging":
-        report["oob_acc"] = out_of_bag_accuracy(ensemble, data, objective, trainer)
+        key = "oob_mse" if objective.task == "regression" else "oob_acc"
+        report[key] = out_of_bag_accuracy(ensemble, data, objective, trainer)
     return EnsembleFit(fit, report)
 
 

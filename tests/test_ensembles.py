@@ -102,4 +102,4 @@ def test_a_regression_ensemble_averages_values(tmp_path):
     metrics = train_in_process(tmp_path, *SMALL, "ensemble=bagging", "data=diabetes")
     assert metrics["test_acc"] is None and math.isfinite(metrics["test_loss"])
     assert "mean_member_test_loss" in metrics["ensemble"]
-    assert metrics["ensemble"]["oob_acc"] > 0  # the out-of-bag mean squared error
+    assert metrics["ensemble"]["oob_mse"] > 0  # the out-of-bag mean squared error
