@@ -152,11 +152,18 @@ def test_gd_modes_take_one_step_per_epoch_per_sample_and_per_batch(tmp_path):
     assert steps == {"batch": 2, "sgd": 2 * 300, "minibatch": 2 * 5}
 
 
-def test_attention_preset_runs_with_and_without_attention_short(tmp_path):
-    tiny = ["data.length=5", "data.n_samples=300", "model.hidden_size=16", "trainer.epochs=1"]
-    for attention in ("none", "dot"):
-        metrics = lesson(tmp_path / attention, "attention", f"model.attention={attention}", *tiny)
-        assert metrics["monitor"] == "val_exact" and 0 <= metrics["test_exact"] <= 1
+def test_attention_reverses_whole_strings_and_the_bottleneck_does_not_short(tmp_path):
+    """Reversing 10 digits with a small LSTM encoder-decoder for 10 epochs: with attention
+    nearly every string comes out right (seeds 0 and 1: 1.0, 0.9975); squeezed through the
+    encoder's final state, about one in nine (0.117, 0.119)."""
+    small = ["data.length=10", "data.n_samples=4000", "model.hidden_size=64", "trainer.epochs=10"]
+    runs = {
+        attention: lesson(tmp_path / attention, "attention", f"model.attention={attention}", *small)
+        for attention in ("none", "dot")
+    }
+    assert runs["dot"]["monitor"] == "val_exact"
+    assert runs["dot"]["test_exact"] >= 0.95
+    assert runs["none"]["test_exact"] < 0.5
 
 
 def test_zero_initialisation_never_learns(tmp_path):
