@@ -21,7 +21,6 @@ from dlbasics.sweeps.callback import grid_jobs
 from dlbasics.sweeps.curves import event_dir
 from dlbasics.sweeps.record import read_record
 
-STACKED_SCRIPT = TRAIN_SCRIPT
 group_key = stacked_runs.group_key
 
 # 6 jobs that differ only in member keys: one stack.
@@ -41,7 +40,7 @@ def run_stacked(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 def start_stacked(*args: str, cwd: Path = ROOT) -> subprocess.Popen:
     """run_stacked, without waiting for it."""
-    return _start(STACKED_SCRIPT, [*args, "hydra/launcher=stacked"], cwd)
+    return _start(TRAIN_SCRIPT, [*args, "hydra/launcher=stacked"], cwd)
 
 
 def run_both(sweep_dirs: tuple[Path, Path], sweep: tuple[str, ...]) -> tuple:
