@@ -136,15 +136,20 @@ class Objective:
         return self.l1 > 0 or self.l2 > 0
 
     def penalty(self, model: nn.Module) -> Tensor:
-        """l1·Σ|w| + l2·Σw² over weight matrices and kernels (biases are not penalised)."""
-        weights = [p for p in model.parameters() if p.ndim > 1]
-        total = weights[0].new_zeros(())
-        for w in weights:
-            if self.l1:
-                total = total + self.l1 * w.abs().sum()
-            if self.l2:
-                total = total + self.l2 * w.square().sum()
-        return total
+        return weight_penalty(model, self.l1, self.l2)
+
+
+def weight_penalty(model: nn.Module, l1: float, l2: float) -> Tensor:
+    """l1·Σ|w| + l2·Σw² over ``model``'s weight matrices and kernels (biases are not
+    penalised)."""
+    weights = [p for p in model.parameters() if p.ndim > 1]
+    total = weights[0].new_zeros(())
+    for w in weights:
+        if l1:
+            total = total + l1 * w.abs().sum()
+        if l2:
+            total = total + l2 * w.square().sum()
+    return total
 
 
 def build_objective(

@@ -76,9 +76,6 @@ class Members:
     def __getitem__(self, k: int) -> Member:
         return self.records[k]
 
-    def __len__(self) -> int:
-        return len(self.records)
-
     @property
     def training(self) -> list[int]:
         """The members still training."""

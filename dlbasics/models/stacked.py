@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dlbasics.losses import Objective
+from dlbasics.losses import Objective, weight_penalty
 from dlbasics.models.base import Model
 
 
@@ -144,8 +144,8 @@ class MemberObjective:
     def __init__(self, objective: Objective, settings: Sequence[MemberSettings]):
         self.objective = objective
         self.loss, self.output_act, self.task = objective.loss, objective.output_act, objective.task
-        self.l1 = torch.tensor([s.l1 for s in settings])
-        self.l2 = torch.tensor([s.l2 for s in settings])
+        self.l1 = [s.l1 for s in settings]
+        self.l2 = [s.l2 for s in settings]
 
     def __call__(self, scores: Tensor, target: Tensor) -> Tensor:
         losses = self.objective.sample_losses(scores.flatten(0, 1), target.flatten(0, 1))
@@ -161,21 +161,12 @@ class MemberObjective:
 
     @property
     def has_penalty(self) -> bool:
-        return bool((self.l1 > 0).any() or (self.l2 > 0).any())
+        return any(self.l1) or any(self.l2)
 
     def penalty(self, model: StackedModel) -> Tensor:
         """(K,): member k's l1·Σ|w| + l2·Σw² over its weight matrices and kernels."""
-        penalties = []
-        for k, member in enumerate(model.members):
-            weights = [p for p in member.parameters() if p.ndim > 1]
-            total = weights[0].new_zeros(())
-            for w in weights:
-                if self.l1[k]:
-                    total = total + self.l1[k].item() * w.abs().sum()
-                if self.l2[k]:
-                    total = total + self.l2[k].item() * w.square().sum()
-            penalties.append(total)
-        return torch.stack(penalties)
+        members = zip(model.members, self.l1, self.l2, strict=True)
+        return torch.stack([weight_penalty(member, l1, l2) for member, l1, l2 in members])
 
 
 def soft_vote(objective: Objective, scores: Tensor) -> Tensor:
