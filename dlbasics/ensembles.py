@@ -335,9 +335,15 @@ def _boost(
     fits = []
     for m, member in enumerate(stacked.members):
         seed = stacked.settings[m].seed  # its shuffle's, as a plain run with that seed
-        member_trainer = trainer.for_phase(
-            f"member/{m}/", replace(trainer.cfg, seed=seed), trainer.optim, trainer.lr_key
+        member_trainer = trainer.for_phase(  # a plain run's settings, with that seed
+            f"member/{m}/",
+            replace(trainer.cfg, seed=seed),
+            trainer.optim,
+            trainer.lr_key,
+            trainer.schedule,
         )
+        weighted = "the samples weighted by the members before" if m else "every sample alike"
+        log.info(f"boosting: member {m + 1} of {stacked.size} (seed {seed}), {weighted}")
         fit = member_trainer.fit(member, data, objective, sample_weights=(weights * n).float())
         fits.append(fit)
         member.eval()
@@ -410,7 +416,13 @@ def _stack(
             fold_members.append(build_model(cfg, data.spec))
         fold = StackedModel(fold_members, stacked.settings)
         fold_data = replace(data, x_train=data.x_train[kept], y_train=data.y_train[kept])
-        fold_trainer = trainer.for_phase(f"fold/{j}/", trainer.cfg, trainer.optim, trainer.lr_key)
+        log.info(
+            f"stacking: fold {j + 1} of {folds}, the {stacked.size} members on the other "
+            f"folds ({len(kept)} samples), for their predictions on this one"
+        )
+        fold_trainer = trainer.for_phase(
+            f"fold/{j}/", trainer.cfg, trainer.optim, trainer.lr_key, trainer.schedule
+        )
         fits.append(fold_trainer.fit(fold, fold_data, MemberObjective(objective, stacked.settings)))
         fold.eval()
         with torch.no_grad():
@@ -420,6 +432,7 @@ def _stack(
             out_of_fold = torch.zeros(n, probs.shape[1])
         out_of_fold[held_out] = probs
     assert out_of_fold is not None
+    log.info(f"stacking: the {stacked.size} members on the whole training split")
     fit = trainer.fit(stacked, data, MemberObjective(objective, stacked.settings))
     fits.append(fit)
     stacked.eval()
@@ -433,6 +446,7 @@ def _stack(
         spec=replace(data.spec, input_shape=(out_of_fold.shape[1],)),
     )
     assert ensemble.meta is not None
+    log.info("stacking: the meta-learner on the members' out-of-fold predictions")
     meta_fit = trainer.for_phase("meta/", meta_trainer_config(cfg), META_OPTIM, "").fit(
         ensemble.meta, meta_data, objective
     )

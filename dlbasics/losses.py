@@ -6,6 +6,7 @@ numerically stable form (softmax + cross-entropy, sigmoid + binary cross-entropy
 otherwise the output activation is applied first and the loss compares probabilities or values.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -136,19 +137,28 @@ class Objective:
         return self.l1 > 0 or self.l2 > 0
 
     def penalty(self, model: nn.Module) -> Tensor:
-        return weight_penalty(model, self.l1, self.l2)
+        return weight_penalty(weight_matrices(model), self.l1, self.l2)
 
 
-def weight_penalty(model: nn.Module, l1: float, l2: float) -> Tensor:
-    """l1·Σ|w| + l2·Σw² over ``model``'s weight matrices and kernels (biases are not
-    penalised)."""
-    weights = [p for p in model.parameters() if p.ndim > 1]
-    total = weights[0].new_zeros(())
+def weight_matrices(model: nn.Module) -> list[Tensor]:
+    """A model's weight matrices and kernels: what L1 and L2 penalise (biases are not)."""
+    return [p for p in model.parameters() if p.ndim > 1]
+
+
+Strength = float | Tensor | None  # an L1 or L2 coefficient; None or 0: no such term
+
+
+def weight_penalty(weights: Sequence[Tensor], l1: Strength, l2: Strength) -> Tensor:
+    """l1·Σ|w| + l2·Σw² over ``weights`` (weight_matrices). Stacked members' weights, (K, …)
+    each, with l1 and l2 of shape (K,): each member's own penalty, (K,)."""
+    stacked = isinstance(l1, Tensor) or isinstance(l2, Tensor)
+    total = weights[0].new_zeros(weights[0].shape[:1] if stacked else ())
     for w in weights:
-        if l1:
-            total = total + l1 * w.abs().sum()
-        if l2:
-            total = total + l2 * w.square().sum()
+        flat = w.flatten(1) if stacked else w.flatten()
+        if l1 is not None and (stacked or l1):
+            total = total + l1 * flat.abs().sum(-1)
+        if l2 is not None and (stacked or l2):
+            total = total + l2 * flat.square().sum(-1)
     return total
 
 

@@ -6,8 +6,9 @@ loop; then each job's run directory is written as ``run.train`` writes it: metri
 preprocessing.json, TensorBoard events in tb/<its overrides> under the usual tags, and
 checkpoints/best.pt and last.pt of its own member, in the format of a run of its own (so
 ``dlbasics.load``, evaluate.py and ``trainer.resume`` read them as any run's). While the group
-trains, its checkpoints are the group's, in a temporary directory: an interrupted group
-leaves no job completed, and ``--resume`` trains the group again.
+trains, its checkpoints are the group's, in a temporary directory. A signal (SIGINT, SIGTERM)
+stops the group between two steps: the jobs still training are recorded interrupted, and the
+sweep's ``--resume`` trains them again, as a group.
 """
 
 import logging
@@ -15,7 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, ExitStack, nullcontext
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from dlbasics.checkpoint import load_checkpoint, save_checkpoint, write_json
 from dlbasics.config import Config, flatten
 from dlbasics.data import DataSplits, build_data
 from dlbasics.errors import UserError
+from dlbasics.interrupt import StopOnSignal
 from dlbasics.loggers import Logger, build_logger
 from dlbasics.models import Model, build_model
 from dlbasics.models.stacked import MemberObjective, MemberSettings, StackedModel, can_stack
@@ -106,7 +108,7 @@ def train_group(
     for index, (cfg, _, _) in enumerate(jobs):
         with job_log(index):
             try:
-                key = OmegaConf.to_yaml(asdict(cfg.data))
+                key = repr(asdict(cfg.data))
                 if key not in data_cache:
                     data_cache[key] = build_data(cfg.data)
                 data = data_cache[key]
@@ -167,6 +169,7 @@ def _train_stacked(
     threads = set_threads(first.trainer.threads, n_params * len(members), device)
     configs = [OmegaConf.to_yaml(asdict(cfg)) for cfg, _, _ in jobs]
     with ExitStack() as stack:
+        interrupt = stack.enter_context(StopOnSignal())  # SIGINT/SIGTERM: stop between steps
         for _, run_dir, _ in jobs:  # no other process may write these directories meanwhile
             stack.enter_context(RunDirectoryLock(run_dir))
         for (_, _, preprocessing), (_, run_dir, _) in zip(prepared, jobs, strict=True):
@@ -194,6 +197,7 @@ def _train_stacked(
             logger=MemberLoggers(loggers),
             checkpoint_dir=group_dir if first.trainer.checkpoints else None,
             config_yaml=configs[0],
+            interrupt=interrupt,
         )
         fit = trainer.fit(stacked, data, MemberObjective(objective, settings))
         assert fit.members is not None
@@ -212,6 +216,7 @@ def _train_stacked(
                 fit_seconds=fit.fit_seconds / len(jobs),  # its share of the group's fit
                 last={key: result.get(key) for key in MEASURES},
                 message=result["message"],
+                stop_signal=fit.stop_signal if result["stop_reason"] == "interrupted" else None,
             )
             split = member_data
             test = trainer.evaluate(member, split.x_test, split.y_test, objective)
@@ -236,7 +241,8 @@ def _train_stacked(
             metrics["stacked_with"] = len(jobs)  # jobs trained as one computation with it
             write_json(metrics, run_dir / "metrics.json")
             if last is not None:
-                _write_member_checkpoints(last, k, len(jobs), configs[k], run_dir / "checkpoints")
+                place = MemberPlace(k, *stacked.group_of(k), len(stacked.groups), len(jobs))
+                _write_member_checkpoints(last, place, configs[k], run_dir / "checkpoints")
             loggers[k].log_hparams(hparams(cfg, first=swept), hparam_metrics(metrics))
             with job_log(index):
                 shown = f"test_loss {test[0]:.4f}" if test[1] is None else f"test_acc {test[1]:.4f}"
@@ -297,11 +303,24 @@ def _stack_splits(datas: Sequence[DataSplits]) -> DataSplits:
     return replace(datas[0], **stacked)
 
 
+@dataclass(frozen=True)
+class MemberPlace:
+    """Where member ``k`` of a stacked group's ``size`` is in its optimizer: row ``row`` of
+    the stacked tensors of parameter group ``group`` (of ``groups``)."""
+
+    k: int
+    group: int
+    row: int
+    groups: int
+    size: int
+
+
 def _write_member_checkpoints(
-    group: dict[str, Any], k: int, size: int, config_yaml: str, directory: Path
+    group: dict[str, Any], place: MemberPlace, config_yaml: str, directory: Path
 ) -> None:
     """Job k's best.pt and last.pt from the group's last.pt: its member's weights, optimizer
     state, schedule, shuffle and early stopping, as a run of its own writes them."""
+    k = place.k
     prefix = f"members.{k}."
     model = {key[len(prefix) :]: v for key, v in group["model"].items() if key.startswith(prefix)}
     record = group["members"][k]
@@ -325,7 +344,7 @@ def _write_member_checkpoints(
         best_val_loss=record["best_val_loss"],
         first_loss=record["first_loss"],
         metrics=record["metrics"],
-        fit_seconds=training["fit_seconds"] / size,
+        fit_seconds=training["fit_seconds"] / place.size,
         epoch_in_progress=None,
     )
     save_checkpoint(
@@ -335,8 +354,8 @@ def _write_member_checkpoints(
             "steps": record["steps"],
             "stop_reason": record["stop_reason"] or group["stop_reason"],
             "model": model,
-            "optimizer": _member_optimizer(group["optimizer"], k),
-            "scheduler": _member_scheduler(group["scheduler"], k, size),
+            "optimizer": _member_optimizer(group["optimizer"], place, record["steps"]),
+            "scheduler": _member_scheduler(group["scheduler"], place),
             "grad_scaler": group["grad_scaler"],
             "early_stopping": stopper,
             "rng": {"torch": group["rng"]["torch"], "shuffle": group["rng"]["shuffle"][k]},
@@ -346,23 +365,35 @@ def _write_member_checkpoints(
     )
 
 
-def _member_optimizer(state: dict[str, Any], k: int) -> dict[str, Any]:
-    """Member k's part of a stacked optimizer's state dict (its parameter group), numbered as
-    the optimizer of a model of its own numbers it."""
-    group = dict(state["param_groups"][k])
+def _member_optimizer(state: dict[str, Any], place: MemberPlace, steps: int) -> dict[str, Any]:
+    """Member k's part of a stacked optimizer's state dict, numbered as the optimizer of a
+    model of its own numbers it: its parameter group, and its row of every stacked state
+    tensor. ``step`` (Adam's, …) counts the steps it took itself before it stopped."""
+    group = dict(state["param_groups"][place.group])
     params = group["params"]
     group["params"] = list(range(len(params)))
+
+    def own(key: str, value: Any) -> Any:
+        if not torch.is_tensor(value) or value.ndim == 0:
+            return torch.full_like(value, steps) if key == "step" else value
+        return value[place.row].clone()
+
     return {
-        "state": {i: state["state"][p] for i, p in enumerate(params) if p in state["state"]},
+        "state": {
+            i: {key: own(key, value) for key, value in state["state"][p].items()}
+            for i, p in enumerate(params)
+            if p in state["state"]
+        },
         "param_groups": [group],
     }
 
 
-def _member_scheduler(state: dict[str, Any] | None, k: int, size: int) -> dict[str, Any] | None:
-    """Member k's part of a schedule's state: its entry of each per-group list."""
+def _member_scheduler(state: dict[str, Any] | None, place: MemberPlace) -> dict[str, Any] | None:
+    """Member k's part of a schedule's state: its group's entry of each per-group list."""
     if state is None:
         return None
-    return {
-        key: [value[k]] if isinstance(value, list) and len(value) == size else value
-        for key, value in state.items()
-    }
+    own = dict(state)
+    for key, value in state.items():
+        if isinstance(value, list) and len(value) == place.groups:  # one entry per group
+            own[key] = [value[place.group]]
+    return own

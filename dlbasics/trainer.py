@@ -195,15 +195,20 @@ class Trainer:
         self.diagnostics = diagnostics
 
     def for_phase(
-        self, tag_prefix: str, cfg: TrainerConfig, optim: OptimConfig, lr_key: str
+        self,
+        tag_prefix: str,
+        cfg: TrainerConfig,
+        optim: OptimConfig,
+        lr_key: str,
+        schedule: ScheduleConfig | None = None,
     ) -> "Trainer":
         """A trainer for one fit of several (a DBN's pre-training of one layer): this one's
-        device, logger, progress and signal handling, its own settings and no schedule, its
-        tags under ``tag_prefix``, and no checkpoints or diagnostics."""
+        device, logger, progress and signal handling, its own settings and ``schedule`` (None:
+        none), its tags under ``tag_prefix``, and no checkpoints or diagnostics."""
         return Trainer(
             cfg,
             optim,
-            ScheduleConfig(),
+            schedule or ScheduleConfig(),
             self.device,
             logger=self.logger,
             progress=self.progress,
@@ -252,7 +257,7 @@ class Trainer:
         if cfg.compile:  # compiled on the first forward pass; the state dict keeps its names
             model.compile()
         forward = parallel.wrap(model)  # under torchrun, DDP: backward averages the gradients
-        # stacked members: a parameter group each, with its own learning rate and decay
+        # stacked members: their parameters stacked, a parameter group for each lr and decay
         parameters = model.param_groups() if stacked else model.parameters()
         optimizer = build_optimizer(parameters, self.optim, self.device)
         # float16 gradients underflow: the loss is scaled up before backpropagation and the
@@ -342,6 +347,8 @@ class Trainer:
                         self._clip_gradients(model)
                     scaler.step(optimizer)  # skipped when 16-mixed's gradients hold inf/NaN
                     scaler.update()
+                    if stacked:  # members that stopped early stay as they stopped
+                        model.hold_stopped()
 
                     state.steps += 1
                     correct = objective.correct(scores.detach(), yb) if classify else None
@@ -354,7 +361,7 @@ class Trainer:
                 run = parallel.combine(run)  # every rank's steps, as one process would see them
                 if stacked:  # each member measured, kept and stopped on its own
                     metrics = self._end_member_epochs(
-                        model, members, run, x_val, y_val, objective, epoch, state.steps
+                        model, members, run, x_val, y_val, objective, epoch, state.steps, optimizer
                     )
                     state.epoch, state.epochs_done, state.metrics = None, epoch, metrics
                     if not members.training:
@@ -424,8 +431,8 @@ class Trainer:
                 stop_reason,
                 members,
             )
-        if stacked:  # members stopped early were frozen; they leave the fit as they came
-            model.requires_grad_(True)
+        if stacked:  # the members' own parameters (views of the stacked ones) train again
+            model.requires_grad_(True)  # when a member is fitted alone
         if cfg.early_stopping.restore_best:
             if stacked:  # each member its own best epoch
                 for member, record in zip(model.members, members.records, strict=True):
@@ -435,6 +442,10 @@ class Trainer:
                 model.load_state_dict(state.best_state)
         if stacked:  # the members' own best epochs: the latest, and their mean best value
             results = [record.result() for record in members.records]
+            if stop_reason == "interrupted":  # those still training stopped with the group
+                for record, result in zip(members.records, results, strict=True):
+                    if record.stop_reason is None:
+                        result["stop_reason"] = "interrupted"
             best_values = [r["best_monitor"] for r in results]
             stopper.best_epoch = max(r["best_epoch"] for r in results)
             stopper.best = None if None in best_values else _mean(best_values)
@@ -502,6 +513,7 @@ class Trainer:
         objective: MemberObjective,
         epoch: int,
         steps: int,
+        optimizer: torch.optim.Optimizer,
     ) -> dict[str, float | None]:
         """Each member's measures of the epoch, recorded in ``members``, which stops those done
         (members.py). Returns the ensemble's measures when the members vote (its validation
@@ -527,7 +539,7 @@ class Trainer:
         for k in members.training:  # every step of the group was theirs too
             members[k].steps = steps
         for k in members.end_epoch(epoch, measured, model.member_states()):
-            model.stop_member(k)
+            model.stop_member(k, optimizer)
             record = members[k]
             if record.stop_reason == "diverged":
                 own = EpochPass(run.order[k], losses=[loss[k] for loss in run.losses])
@@ -619,11 +631,12 @@ class Trainer:
 
     def _clip_gradients(self, model: Model) -> None:
         """Clip by ``trainer.grad_clip``: stacked members each their own norm, as alone."""
-        for part in model.members if isinstance(model, StackedModel) else [model]:
-            if self.cfg.grad_clip_mode == "norm":
-                torch.nn.utils.clip_grad_norm_(part.parameters(), self.cfg.grad_clip)
-            else:
-                torch.nn.utils.clip_grad_value_(part.parameters(), self.cfg.grad_clip)
+        if isinstance(model, StackedModel):
+            model.clip_gradients(self.cfg.grad_clip_mode, self.cfg.grad_clip)
+        elif self.cfg.grad_clip_mode == "norm":
+            torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
+        else:
+            torch.nn.utils.clip_grad_value_(model.parameters(), self.cfg.grad_clip)
 
     def _tags(
         self,
@@ -650,7 +663,7 @@ class Trainer:
                 for key, value in record.metrics.items():
                     split, _, kind = key.partition("_")
                     tags[f"{prefix}{kind}/{split}"] = value
-                tags[f"{prefix}lr"] = lrs[k]  # its own parameter group's
+                tags[f"{prefix}lr"] = lrs[model.group_of(k)[0]]  # its parameter group's
                 if penalties is not None:
                     tags[f"{prefix}reg/penalty"] = penalties[k]
         elif objective.has_penalty:  # the L1/L2 term added to the training loss
@@ -768,17 +781,17 @@ class Trainer:
         """Put the state of a ``last.pt`` back into freshly built training objects."""
         try:
             model.load_state_dict(checkpoint["model"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
             if members is not None:
                 assert isinstance(model, StackedModel)
                 members.load_state_dict(checkpoint["members"])
                 for k, record in enumerate(members.records):
                     if record.stop_reason is not None:
-                        model.stop_member(k)
+                        model.stop_member(k, optimizer)
                 for g, saved in zip(shuffles, checkpoint["rng"]["shuffle"], strict=True):
                     g.set_state(saved)
             else:
                 shuffles[0].set_state(checkpoint["rng"]["shuffle"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
             if scheduler is not None:
                 scheduler.load_state_dict(checkpoint["scheduler"])
             if checkpoint.get("grad_scaler"):

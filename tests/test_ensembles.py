@@ -1,6 +1,7 @@
 """Ensembles (dlbasics/ensembles.py, docs/concepts.md §7.5): what each kind reports, the lesson
 it teaches, and that an ensemble's run resumes, loads and refuses as any run does."""
 
+import logging
 import math
 
 import pytest
@@ -31,9 +32,17 @@ def test_the_vote_beats_its_average_member_and_shows_their_spread(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["voting", "bagging", "boosting", "stacking"])
-def test_each_kind_reports_its_members_and_what_it_measures(kind, tmp_path):
+def test_each_kind_reports_its_members_and_what_it_measures(kind, tmp_path, caplog):
     extra = ("ensemble.folds=2", "ensemble.meta_epochs=20") if kind == "stacking" else ()
+    caplog.set_level(logging.INFO, logger="dlbasics")
     metrics = train_in_process(tmp_path, *SMALL, f"ensemble={kind}", *extra)
+    # the epoch lines of fits one after another follow a line that says which fit they are
+    said = {
+        "boosting": ["boosting: member 1 of 3", "boosting: member 3 of 3"],
+        "stacking": ["stacking: fold 2 of 2", "stacking: the meta-learner"],
+    }
+    for line in said.get(kind, []):
+        assert line in caplog.text
     ensemble = metrics["ensemble"]
     assert ensemble["kind"] == kind and len(metrics["members"]) == 3
     assert all(0 <= m["test_acc"] <= 1 and m["best_epoch"] >= 1 for m in metrics["members"])
@@ -49,6 +58,15 @@ def test_each_kind_reports_its_members_and_what_it_measures(kind, tmp_path):
     with torch.no_grad():
         predicted = trained.objective.predict(trained.model(x))
     assert (predicted == y).float().mean().item() == pytest.approx(metrics["test_acc"])
+
+
+def test_boosting_members_follow_the_learning_rate_schedule(tmp_path):
+    """Each member is fitted as a run of its own would be: schedule=step decays its rate."""
+    schedule = ("schedule=step", "schedule.step_size=2", "schedule.gamma=0.5")
+    train_in_process(tmp_path, *SMALL, "ensemble=boosting", *schedule)
+    events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"scalars": 0}).Reload()
+    lrs = [event.value for event in events.Scalars("member/1/lr")]
+    assert lrs[:4] == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4])
 
 
 def test_hard_voting_counts_the_members_classes(tmp_path):

@@ -71,6 +71,15 @@ def test_a_member_trained_stacked_ends_where_it_ends_alone(overrides, tolerance)
         assert stacked == pytest.approx(alone, abs=tolerance)
 
 
+@pytest.mark.parametrize("mode", ["norm", "value"])
+def test_each_member_is_clipped_as_it_would_be_alone(mode):
+    """trainer.grad_clip: a norm per member (one over all members would clip them together)."""
+    clip = ["trainer.grad_clip=0.05", f"trainer.grad_clip_mode={mode}"]
+    overrides = ["model=mlp", "model.hidden=[16]", *clip]
+    for alone, stacked in fit_alone_and_stacked(overrides, [{"seed": 0}, {"seed": 1}]):
+        assert stacked == pytest.approx(alone, abs=1e-4)
+
+
 def test_members_keep_their_own_learning_rate_and_penalty():
     members = [{"seed": 0, "lr": 0.001}, {"seed": 1, "lr": 0.01, "l2": 1e-3}]
     results = fit_alone_and_stacked(["model=mlp", "model.hidden=[16]"], members)
@@ -87,6 +96,46 @@ def test_batched_recurrent_forward_matches_each_member():
     batched = RNN.forward_batched(members, x, [torch.Generator() for _ in members])
     alone = torch.stack([m(part) for m, part in zip(members, x, strict=True)])
     assert torch.allclose(batched, alone, atol=1e-5)
+
+
+def test_members_alike_share_a_parameter_group_and_a_stopped_member_stays_as_it_stopped():
+    """The optimizer updates the members' stacked parameters, one group per run of members
+    alike in lr and decay; each member's own parameters are views of its rows."""
+    cfg = make_config("model=mlp", "model.hidden=[8]")
+    data = build_data(cfg.data)
+    settings = [MemberSettings(seed=k, lr=lr) for k, lr in enumerate([0.01, 0.01, 0.1, 0.1])]
+    models = []
+    for s in settings:
+        torch.manual_seed(s.seed)
+        models.append(build_model(cfg, data.spec))
+    initial = [m.state_dict() for m in models]
+    initial = [{key: value.clone() for key, value in state.items()} for state in initial]
+    stacked = StackedModel(models, settings)
+    groups = stacked.param_groups()
+    assert [group["lr"] for group in groups] == [0.01, 0.1]
+    assert all(p.shape[0] == 2 for group in groups for p in group["params"])
+    for model, state in zip(models, initial, strict=True):  # the same weights, now views
+        assert all(torch.equal(model.state_dict()[key], value) for key, value in state.items())
+    optimizer = torch.optim.Adam(groups)
+    objective = MemberObjective(model_objective(cfg, models[0], data.spec), settings)
+    x, y = stacked.inputs(data.x_train[:32]), data.y_train[:32].expand(4, 32)
+
+    def step() -> None:
+        optimizer.zero_grad()
+        objective(stacked(x), y).sum().backward()
+        optimizer.step()
+        stacked.hold_stopped()
+
+    step()
+    stacked.stop_member(2, optimizer)
+    stopped = {key: value.clone() for key, value in models[2].state_dict().items()}
+    going = {key: value.clone() for key, value in models[3].state_dict().items()}
+    moments = [optimizer.state[p]["exp_avg"][0].clone() for p in groups[1]["params"]]
+    step()
+    assert all(torch.equal(models[2].state_dict()[key], v) for key, v in stopped.items())
+    assert not torch.equal(models[3].state_dict()["net.0.weight"], going["net.0.weight"])
+    for p, before in zip(groups[1]["params"], moments, strict=True):  # its Adam state as well
+        assert torch.equal(optimizer.state[p]["exp_avg"][0], before)
 
 
 def test_each_member_stops_early_on_its_own(tmp_path):

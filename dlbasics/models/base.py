@@ -115,11 +115,15 @@ class Model(nn.Module):
 
     @staticmethod
     def forward_stacked(
-        members: Sequence["Model"], x: Tensor, generators: Sequence[torch.Generator]
+        members: Sequence["Model"],
+        x: Tensor,
+        generators: Sequence[torch.Generator],
+        weights: Callable[[Sequence[nn.Module], str], Tensor],
     ) -> Tensor:
         """The forward pass of K members of this family at once (stacked training,
         models/stacked.py): ``x`` (K, batch, …) → scores (K, batch, …), member k's dropout
-        masks drawn from ``generators[k]``. A family without it trains its members one by
+        masks drawn from ``generators[k]``, its parameters read as row k of ``weights(modules,
+        name)`` (models/stacked_layers.py). A family without it trains its members one by
         one."""
         raise NotImplementedError
 

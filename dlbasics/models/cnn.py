@@ -101,10 +101,14 @@ class CNN(Model):
 
     @staticmethod
     def forward_stacked(
-        members: Sequence["CNN"], x: Tensor, generators: Sequence[torch.Generator]
+        members: Sequence["CNN"],
+        x: Tensor,
+        generators: Sequence[torch.Generator],
+        weights: stacked_layers.Weights = stacked_layers.stack_weights,
     ) -> Tensor:
-        maps = stacked_layers.sequential([m.features for m in members], x, generators)
-        return MLP.forward_stacked([m.head for m in members], maps, generators)
+        features = [m.features for m in members]
+        maps = stacked_layers.sequential(features, x, generators, weights)
+        return MLP.forward_stacked([m.head for m in members], maps, generators, weights)
 
 
 @MODELS.register("cnn", CNNConfig)

@@ -79,9 +79,13 @@ class MLP(Model):
 
     @staticmethod
     def forward_stacked(
-        members: Sequence["MLP"], x: Tensor, generators: Sequence[torch.Generator]
+        members: Sequence["MLP"],
+        x: Tensor,
+        generators: Sequence[torch.Generator],
+        weights: stacked_layers.Weights = stacked_layers.stack_weights,
     ) -> Tensor:
-        return stacked_layers.sequential([m.net for m in members], x.flatten(2), generators)
+        nets = [m.net for m in members]
+        return stacked_layers.sequential(nets, x.flatten(2), generators, weights)
 
 
 @MODELS.register("mlp", MLPConfig)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import Tensor, nn
+from torch.func import functional_call
 
 from dlbasics.data import DataSpec
 from dlbasics.models import stacked_layers
@@ -109,28 +110,43 @@ class RNN(Model):
 
     @staticmethod
     def forward_stacked(
-        members: Sequence["RNN"], x: Tensor, generators: Sequence[torch.Generator]
+        members: Sequence["RNN"],
+        x: Tensor,
+        generators: Sequence[torch.Generator],
+        weights: stacked_layers.Weights = stacked_layers.stack_weights,
     ) -> Tensor:
         """On a GPU, the members' recurrences as batched cells (stacked_recurrent.py). On a CPU
-        each member runs torch's own recurrent layer in turn: its fused oneDNN kernel beats
-        batched cells written with public ops (scripts/bench.py has the figures)."""
+        each member runs torch's own recurrent layer in turn, with its rows of ``weights``
+        (``torch.func.functional_call``): its fused oneDNN kernel beats batched cells written
+        with public ops (scripts/bench.py has the figures). Dropout then draws from the
+        global generator, as a member alone does."""
         if x.device.type == "cpu":
-            return torch.stack([member(part) for member, part in zip(members, x, strict=True)])
-        return RNN.forward_batched(members, x, generators)
+            parameters = stacked_layers.member_parameters(members, weights)
+            return torch.stack(
+                [
+                    functional_call(member, own, (part,))
+                    for member, own, part in zip(members, parameters, x, strict=True)
+                ]
+            )
+        return RNN.forward_batched(members, x, generators, weights)
 
     @staticmethod
     def forward_batched(
-        members: Sequence["RNN"], x: Tensor, generators: Sequence[torch.Generator]
+        members: Sequence["RNN"],
+        x: Tensor,
+        generators: Sequence[torch.Generator],
+        weights: stacked_layers.Weights = stacked_layers.stack_weights,
     ) -> Tensor:
         """The members' forward passes as one batched computation, on any device."""
         first = members[0]
-        states, final_h = stacked_recurrent([m.recurrent for m in members], x, generators)
+        recurrent = [m.recurrent for m in members]
+        states, final_h = stacked_recurrent(recurrent, x, generators, weights)
         if first.per_step:
             features = states
         else:  # the last layer's final states of both directions, side by side (as forward)
             features = final_h[:, -first.directions :].permute(0, 2, 1, 3).flatten(2)
         dropped = stacked_layers.dropout(features, first.dropout.p, first.training, generators)
-        return stacked_layers.linear([m.head for m in members], dropped)
+        return stacked_layers.linear([m.head for m in members], dropped, weights)
 
 
 def _open_forget_gates(lstm: nn.LSTM) -> None:

@@ -1,9 +1,12 @@
 """K models of one architecture trained as one computation (docs/speed.md, "Stacked training").
 
 On small data a training step is mostly overhead, so K small models cost far less as one
-batched computation than as K runs. Each member stays an ordinary model of its family, with its
-own parameters (its own optimizer settings, its own ordinary checkpoint); ``StackedModel`` runs
-them together: its forward pass stacks the members' weights and runs batched operations
+batched computation than as K runs. Each member stays an ordinary model of its family (its own
+state dict, its own ordinary checkpoint); ``StackedModel`` runs them together. While it trains,
+it holds each parameter of the members stacked, one (K, …) tensor that the optimizer updates
+(``param_groups``), and each member's own parameter is a view of its row: no weights are copied
+per step, one optimizer call updates every member, and a member's state dict always holds what
+the optimizer last wrote. The forward pass runs batched operations on the stacked weights
 (stacked_layers.py), and the Trainer's one loop fits it as it fits any model, with per-member
 batches (each member its own shuffle, or its own bootstrap sample), per-member losses, clipping,
 early stopping and best epoch.
@@ -15,7 +18,7 @@ split (``data.seed``: inputs of shape (K, n, …)), their samples (bagging), and
 """
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +26,7 @@ from torch import Tensor, nn
 
 from dlbasics.losses import Objective, weight_penalty
 from dlbasics.models.base import Model
+from dlbasics.models.stacked_layers import stack_weights
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,27 @@ class MemberSettings:
     weight_decay: float = 0.0
     l1: float = 0.0
     l2: float = 0.0
+
+
+@dataclass
+class StackedGroup:
+    """Members ``start`` … ``stop`` − 1, consecutive and alike in lr and weight decay: one
+    optimizer parameter group, whose ``parameters`` are their parameters stacked, one
+    (stop − start, …) tensor per parameter name, in the members' named_parameters order."""
+
+    start: int
+    stop: int
+    parameters: list[Tensor] = field(default_factory=list)
+
+
+@dataclass
+class HeldRows:
+    """A tensor of a StackedGroup (a stacked parameter, or the optimizer's state of one) whose
+    rows of stopped members are put back to ``saved`` after every step (``rows`` True)."""
+
+    live: Tensor
+    saved: Tensor
+    rows: Tensor
 
 
 def can_stack(model: Model) -> bool:
@@ -76,6 +101,9 @@ class StackedModel(Model):
         # Trainer validates it by, besides each member; None for members that do not vote.
         self.vote: Callable[[Objective, Tensor], Tensor] | None = None
         self._dropout: dict[torch.device, list[torch.Generator]] = {}
+        self.groups: list[StackedGroup] = []  # while it trains (param_groups); else none
+        self._pieces: dict[int, list[Tensor]] = {}  # id(member 0's parameter) → its groups'
+        self._held: dict[int, HeldRows] = {}  # id(live tensor) → stopped members' rows
 
     @property
     def size(self) -> int:
@@ -88,7 +116,27 @@ class StackedModel(Model):
         family = type(self.members[0])
         if family.forward_stacked is Model.forward_stacked:  # no stacked form: one by one
             return torch.stack([member(part) for member, part in zip(self.members, x, strict=True)])
-        return family.forward_stacked(self.members, x, self.generators(x.device))
+        if self.groups and not self._shares_memory():  # moved since (.to): their own again
+            self.groups, self._pieces, self._held = [], {}, {}
+        return family.forward_stacked(self.members, x, self.generators(x.device), self.weights)
+
+    def weights(self, modules: Sequence[nn.Module], name: str) -> Tensor:
+        """Parameter ``name`` of ``modules`` (the same module of every member, in order) as one
+        (K, …) tensor: while training, the stacked parameters themselves (joined when the
+        members form several groups); else the members' own, stacked."""
+        pieces = self._pieces.get(id(modules[0].get_parameter(name)))
+        if pieces is None:
+            return stack_weights(modules, name)
+        return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+
+    def stacked_parameters(self) -> list[Tensor]:
+        """Every parameter of the members as one (K, …) tensor each."""
+        names = [name for name, _ in self.members[0].named_parameters()]
+        return [self.weights(self.members, name) for name in names]
+
+    def _shares_memory(self) -> bool:
+        first = next(self.members[0].parameters())
+        return first.data_ptr() == self.groups[0].parameters[0].data_ptr()
 
     def generators(self, device: torch.device) -> list[torch.Generator]:
         """Each member's generator of dropout masks on ``device``, seeded by its seed."""
@@ -117,18 +165,87 @@ class StackedModel(Model):
         return self.samples.cpu().gather(1, order)  # a permutation of its bootstrap sample
 
     def param_groups(self) -> list[dict]:
-        """One torch.optim parameter group per member, with its learning rate and decay."""
+        """The optimizer's parameter groups: the members' parameters stacked, one (k, …)
+        tensor per parameter name for each run of consecutive members alike in lr and weight
+        decay (one group of K when all are), with that lr and decay. From here on member k's
+        parameters are views of row k of those tensors, and are not trained themselves."""
+        self.groups, self._pieces, self._held = [], {}, {}
+        start = 0
+        for stop in range(1, self.size + 1):
+            if stop < self.size and self._alike(start, stop):
+                continue
+            self.groups.append(self._stack(start, stop))
+            start = stop
         return [
-            {"params": list(member.parameters()), "lr": s.lr, "weight_decay": s.weight_decay}
-            for member, s in zip(self.members, self.settings, strict=True)
+            {
+                "params": group.parameters,
+                "lr": self.settings[group.start].lr,
+                "weight_decay": self.settings[group.start].weight_decay,
+            }
+            for group in self.groups
         ]
 
-    def stop_member(self, k: int) -> None:
-        """Member k trains no more: its gradients are no longer computed, so the optimizer
-        leaves its weights (and their state) as they are."""
-        for p in self.members[k].parameters():
-            p.requires_grad_(False)
-            p.grad = None
+    def _alike(self, k: int, other: int) -> bool:
+        a, b = self.settings[k], self.settings[other]
+        return (a.lr, a.weight_decay) == (b.lr, b.weight_decay)
+
+    def _stack(self, start: int, stop: int) -> StackedGroup:
+        group = StackedGroup(start, stop)
+        members = self.members[start:stop]
+        for name, _ in self.members[0].named_parameters():
+            stacked = stack_weights(members, name).detach().requires_grad_()
+            group.parameters.append(stacked)
+            module_name, _, leaf = name.rpartition(".")
+            for row, member in enumerate(members):
+                own = nn.Parameter(stacked.detach()[row], requires_grad=False)
+                setattr(member.get_submodule(module_name), leaf, own)
+            first = self.members[0].get_parameter(name)
+            self._pieces.setdefault(id(first), []).append(stacked)
+        return group
+
+    def group_of(self, k: int) -> tuple[int, int]:
+        """Member k's parameter group and its row there."""
+        for index, group in enumerate(self.groups):
+            if group.start <= k < group.stop:
+                return index, k - group.start
+        raise IndexError(f"member {k} is in no parameter group (param_groups not called)")
+
+    def clip_gradients(self, mode: str, limit: float) -> None:
+        """Clip each member's gradients as torch.nn.utils.clip_grad_norm_ (``mode`` norm) or
+        clip_grad_value_ (value) would clip them alone: a norm per member, over its rows."""
+        for group in self.groups:
+            grads = [p.grad for p in group.parameters if p.grad is not None]
+            if mode == "value":
+                for g in grads:
+                    g.clamp_(-limit, limit)
+                continue
+            norms = torch.stack([g.flatten(1).norm(dim=1) for g in grads]).norm(dim=0)
+            scale = (limit / (norms + 1e-6)).clamp(max=1.0)
+            for g in grads:
+                g.mul_(scale.view(-1, *[1] * (g.ndim - 1)))
+
+    def stop_member(self, k: int, optimizer: torch.optim.Optimizer) -> None:
+        """Member k trains no more: its rows of the stacked parameters and of ``optimizer``'s
+        state are kept as they are now (``hold_stopped`` puts them back after every step)."""
+        index, row = self.group_of(k)
+        for p in self.groups[index].parameters:
+            state = optimizer.state.get(p, {})
+            moments = [v for v in state.values() if torch.is_tensor(v) and v.shape == p.shape]
+            for live in [p, *moments]:
+                held = self._held.get(id(live))
+                if held is None:
+                    stopped = live.new_zeros(len(live), dtype=torch.bool)
+                    held = self._held[id(live)] = HeldRows(live, live.detach().clone(), stopped)
+                held.saved[row] = live.detach()[row]
+                held.rows[row] = True
+
+    @torch.no_grad()
+    def hold_stopped(self) -> None:
+        """Put the stopped members' rows back as they were when they stopped: a step moves
+        every row of a stacked tensor, so theirs are restored after it."""
+        for held in self._held.values():
+            rows = held.rows.view(-1, *[1] * (held.live.ndim - 1))
+            held.live.copy_(torch.where(rows, held.saved, held.live))
 
     def member_states(self) -> list[dict[str, Tensor]]:
         """Each member's own state dict (loads into a model of its family built alone)."""
@@ -165,8 +282,9 @@ class MemberObjective:
 
     def penalty(self, model: StackedModel) -> Tensor:
         """(K,): member k's l1·Σ|w| + l2·Σw² over its weight matrices and kernels."""
-        members = zip(model.members, self.l1, self.l2, strict=True)
-        return torch.stack([weight_penalty(member, l1, l2) for member, l1, l2 in members])
+        weights = [w for w in model.stacked_parameters() if w.ndim > 2]  # a member's ndim > 1
+        l1, l2 = (weights[0].new_tensor(strengths) for strengths in (self.l1, self.l2))
+        return weight_penalty(weights, l1, l2)
 
 
 def soft_vote(objective: Objective, scores: Tensor) -> Tensor:

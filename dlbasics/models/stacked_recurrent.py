@@ -1,9 +1,9 @@
 """K recurrent modules of one configuration run as one batched computation (stacked training).
 
 Each member stays an ordinary ``nn.RNN``, ``nn.LSTM`` or ``nn.GRU`` with its own parameters.
-At every call their weights are stacked along a new first dimension of size K, and batched
-matrix products (``torch.baddbmm``, one matrix per member) compute all K members at once;
-autograd carries each member's gradient back through ``torch.stack`` to its own parameters.
+Their weights come stacked along a new first dimension of size K (``weights``, as in
+stacked_layers.py), and batched matrix products (``torch.baddbmm``, one matrix per member)
+compute all K members at once; autograd carries each member's gradient back to its own row.
 ``torch.func.vmap`` cannot do this for us: it has no batching rule for the fused recurrent
 kernels, so the cells are written here with public ops, following the formulas in torch's
 documentation of each module.
@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
+
+from dlbasics.models.stacked_layers import Weights, stack_weights
 
 # One time step of a cell: (input part of the gates, hidden part of the gates, h, c) → (h, c).
 # The "gates" are the pre-activations W_i·x_t + b_i and W_h·h_{t−1} + b_h of all gates side by
@@ -119,11 +121,6 @@ def _drops(module: nn.RNNBase) -> bool:
     return module.training and module.dropout > 0 and module.num_layers > 1
 
 
-def _stacked(modules: Sequence[nn.RNNBase], name: str) -> Tensor:
-    """The parameter ``name`` of every member, stacked: (K, *its shape)."""
-    return torch.stack([getattr(module, name) for module in modules])
-
-
 def _dropout_masks(
     shape: tuple[int, ...], p: float, generators: Sequence[torch.Generator], like: Tensor
 ) -> Tensor:
@@ -155,7 +152,7 @@ def _run_direction(
 
 
 def _run_layer(
-    modules: Sequence[nn.RNNBase], layer: int, inputs: Tensor, step: Step
+    modules: Sequence[nn.RNNBase], layer: int, inputs: Tensor, step: Step, weights: Weights
 ) -> tuple[Tensor, list[Tensor]]:
     """One layer of every member, both directions when bidirectional. ``inputs`` (K, T, B, F)
     → states (K, T, B, D·H) (directions side by side, forward first) and the last state of
@@ -163,14 +160,14 @@ def _run_layer(
     suffixes = ["", "_reverse"] if modules[0].bidirectional else [""]
     k, t, b, f = inputs.shape
     # The input part of the gates, all steps and directions in one product: (K, T·B, D·G·H).
-    w_ih = torch.cat([_stacked(modules, f"weight_ih_l{layer}{s}") for s in suffixes], dim=1)
-    b_ih = torch.cat([_stacked(modules, f"bias_ih_l{layer}{s}") for s in suffixes], dim=1)
+    w_ih = torch.cat([weights(modules, f"weight_ih_l{layer}{s}") for s in suffixes], dim=1)
+    b_ih = torch.cat([weights(modules, f"bias_ih_l{layer}{s}") for s in suffixes], dim=1)
     gx = torch.baddbmm(b_ih.unsqueeze(1), inputs.reshape(k, t * b, f), w_ih.transpose(1, 2))
     gx = gx.view(k, t, b, -1).chunk(len(suffixes), dim=-1)
     states, finals = [], []
     for direction, suffix in enumerate(suffixes):
-        w_hh = _stacked(modules, f"weight_hh_l{layer}{suffix}")
-        b_hh = _stacked(modules, f"bias_hh_l{layer}{suffix}")
+        w_hh = weights(modules, f"weight_hh_l{layer}{suffix}")
+        b_hh = weights(modules, f"bias_hh_l{layer}{suffix}")
         out, last = _run_direction(gx[direction], w_hh, b_hh, step, reverse=direction == 1)
         states.append(out)
         finals.append(last)
@@ -178,7 +175,10 @@ def _run_layer(
 
 
 def stacked_recurrent(
-    modules: Sequence[nn.RNNBase], x: Tensor, generators: Sequence[torch.Generator] | None
+    modules: Sequence[nn.RNNBase],
+    x: Tensor,
+    generators: Sequence[torch.Generator] | None,
+    weights: Weights = stack_weights,
 ) -> tuple[Tensor, Tensor]:
     """Run K recurrent modules of one configuration, member k on ``x[k]``, as one batched
     computation; gradients reach each member's own parameters.
@@ -198,6 +198,8 @@ def stacked_recurrent(
         directions · hidden), generator=generators[k]) >= dropout`` keeps an output, scaled
         by 1/(1 − dropout). Needed only when the modules are in training mode with
         ``dropout`` > 0 and more than one layer; otherwise None will do.
+    weights : how to read the members' parameters as (K, …) tensors (stacked_layers.Weights);
+        by default their own, stacked.
 
     Returns
     -------
@@ -230,6 +232,6 @@ def stacked_recurrent(
             _, t, b, width = inputs.shape
             masks = _dropout_masks((b, t, width), first.dropout, generators, inputs)
             inputs = inputs * masks.transpose(1, 2)
-        inputs, last = _run_layer(modules, layer, inputs, step)
+        inputs, last = _run_layer(modules, layer, inputs, step, weights)
         finals.extend(last)
     return inputs.transpose(1, 2).contiguous(), torch.stack(finals, dim=1)
