@@ -55,6 +55,7 @@ No time is asserted anywhere; everything printed also goes to a JSON file.
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -361,16 +362,31 @@ class SpeedSettings:
         return [config(*self.overrides(seed, threads)) for seed in range(self.jobs)]
 
 
-Contender = Callable[[], list[float]]  # trains every job once; returns their test accuracies
+@dataclass(frozen=True)
+class Outcome:
+    """What a contender's jobs came to: their test accuracies, and for dlbasics' runs the
+    seconds of their training loops (the Trainer's fits: fit_seconds in metrics.json), the
+    rest of their time being each job's data, config, run directory and test."""
+
+    accuracies: list[float]
+    fit_seconds: float | None = None
+
+
+Contender = Callable[[], Outcome]  # trains every job once
+
+
+def dlbasics_outcome(results: Sequence[dict[str, Any] | BaseException]) -> Outcome:
+    accuracies = [job_accuracy(result) for result in results]
+    return Outcome(accuracies, math.fsum(r["fit_seconds"] for r in results))  # type: ignore[index]
 
 
 def stacked_contender(configs: list[Config]) -> Contender:
     """`stacked_runs.train_group` over the jobs, each its run directory as a sweep's job."""
 
-    def run() -> list[float]:
+    def run() -> Outcome:
         root = fresh_dir("stacked")
         jobs = [(cfg, root / str(k), f"seed={cfg.seed}") for k, cfg in enumerate(configs)]
-        return [job_accuracy(result) for result in train_group(jobs, swept=("seed",))]
+        return dlbasics_outcome(train_group(jobs, swept=("seed",)))
 
     return run
 
@@ -378,14 +394,14 @@ def stacked_contender(configs: list[Config]) -> Contender:
 def sequential_contender(configs: list[Config]) -> Contender:
     """The jobs one after another through `run.train`, as the basic launcher runs a sweep."""
 
-    def run() -> list[float]:
+    def run() -> Outcome:
         root = fresh_dir("sequential")
-        return [
-            train(cfg, root / str(k), progress=False, name=f"seed={cfg.seed}", swept=("seed",))[
-                "test_acc"
+        return dlbasics_outcome(
+            [
+                train(cfg, root / str(k), progress=False, name=f"seed={cfg.seed}", swept=("seed",))
+                for k, cfg in enumerate(configs)
             ]
-            for k, cfg in enumerate(configs)
-        ]
+        )
 
     return run
 
@@ -400,14 +416,14 @@ def sklearn_contender(splits: list[Arrays], epochs: int) -> Contender:
     """MLPClassifier fitted on each job's training rows (its seed's split), one BLAS thread."""
     from sklearn.exceptions import ConvergenceWarning
 
-    def run() -> list[float]:
+    def run() -> Outcome:
         accuracies = []
         with threadpool_limits(1), warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             for seed, arrays in enumerate(splits):
                 fitted = sklearn_mlp(epochs, seed).fit(arrays.x_train, arrays.y_train)
                 accuracies.append(float(fitted.score(arrays.x_test, arrays.y_test)))
-        return accuracies
+        return Outcome(accuracies)
 
     return run
 
@@ -415,10 +431,10 @@ def sklearn_contender(splits: list[Arrays], epochs: int) -> Contender:
 def hand_contender(splits: list[DataSplits], epochs: int, device: torch.device) -> Contender:
     """The jobs as hand-written PyTorch loops, one thread on a CPU."""
 
-    def run() -> list[float]:
+    def run() -> Outcome:
         if device.type == "cpu":
             torch.set_num_threads(1)
-        return [hand_loop(data, seed, epochs, device) for seed, data in enumerate(splits)]
+        return Outcome([hand_loop(data, seed, epochs, device) for seed, data in enumerate(splits)])
 
     return run
 
@@ -492,12 +508,12 @@ SEQUENTIAL = "sequential, run.train each"
 HAND_LOOPS = "hand loops, fused Adam"
 
 
-def timed(contender: Contender, device: torch.device) -> tuple[float, list[float]]:
+def timed(contender: Contender, device: torch.device) -> tuple[float, Outcome]:
     started = time.perf_counter()
-    accuracies = contender()
+    outcome = contender()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return time.perf_counter() - started, accuracies
+    return time.perf_counter() - started, outcome
 
 
 def speed_part(settings: SpeedSettings, rounds: int) -> dict[str, Any]:
@@ -509,14 +525,18 @@ def speed_part(settings: SpeedSettings, rounds: int) -> dict[str, Any]:
         timed(contender, device)
     seconds: dict[str, list[float]] = {name: [] for name in timed_contenders}
     accuracies: dict[str, list[float]] = {}
+    fit_seconds: dict[str, list[float]] = {name: [] for name in timed_contenders}
     cuda_peak_mib: dict[str, float] = {}
     for round_ in range(rounds):
         for name, contender in timed_contenders.items():
             print(f"speed on {device}: round {round_ + 1} {name} …", file=sys.stderr, flush=True)
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            took, accuracies[name] = timed(contender, device)
+            took, outcome = timed(contender, device)
             seconds[name].append(took)
+            accuracies[name] = outcome.accuracies
+            if outcome.fit_seconds is not None:
+                fit_seconds[name].append(outcome.fit_seconds)
             if device.type == "cuda":
                 cuda_peak_mib[name] = torch.cuda.max_memory_allocated(device) / 2**20
     stacked = next(name for name in timed_contenders if name.startswith("stacked"))
@@ -528,6 +548,7 @@ def speed_part(settings: SpeedSettings, rounds: int) -> dict[str, Any]:
         "seconds": seconds,
         "median": {name: statistics.median(s) for name, s in seconds.items()},
         "min": {name: min(s) for name, s in seconds.items()},
+        "fit_median": {name: statistics.median(s) for name, s in fit_seconds.items() if s},
         "test_acc": accuracies,
         "stacked_is_sequential": [
             a == b for a, b in zip(accuracies[stacked], accuracies[SEQUENTIAL], strict=True)
@@ -613,14 +634,22 @@ def speed_table(result: dict[str, Any]) -> str:
         f"{result['device']}; {result['rounds']} interleaved round(s)",
         "",
         f"{'contender':<30} {'median s':>9} {'min s':>8} {'× sequential':>13} "
-        f"{'× hand loops':>13} {'s per job':>10} {'mean test acc':>14}",
+        f"{'× hand loops':>13} {'s per job':>10} {'fit s':>7} {'fit × seq.':>11} "
+        f"{'mean test acc':>14}",
     ]
+    fits = result.get("fit_median", {})
     for name, seconds in median.items():
         acc = statistics.fmean(result["test_acc"][name])
+        fit = f"{fits[name]:>7.2f} {fits[name] / fits[SEQUENTIAL]:>11.2f}" if name in fits else ""
         lines.append(
             f"{name:<30} {seconds:>9.2f} {least[name]:>8.2f} {seconds / median[SEQUENTIAL]:>13.2f} "
-            f"{seconds / median[HAND_LOOPS]:>13.2f} {seconds / result['jobs']:>10.3f} {acc:>14.4f}"
+            f"{seconds / median[HAND_LOOPS]:>13.2f} {seconds / result['jobs']:>10.3f} "
+            f"{fit or ' ' * 19} {acc:>14.4f}"
         )
+    lines.append(
+        "fit s: the median seconds of dlbasics' training loops alone (the sum of the jobs' "
+        "fit_seconds); the rest of a job's time is its data, config, run directory and test"
+    )
     same = result["stacked_is_sequential"]
     lines.append(
         "stacked and sequential test accuracies: "
