@@ -35,7 +35,8 @@ dlbasics' runs write their run directories as a sweep's jobs do (TensorBoard, ch
 hand loops and scikit-learn get their data ready-made, dlbasics builds it in each run. The
 contenders are timed in interleaved rounds in one process (stacked, sequential, … stacked, …),
 after one short warm-up each, and the table shows the median and minimum seconds and the
-medians as multiples of the sequential run's and of the hand loops'. scikit-learn, the hand
+medians as multiples of the sequential run's and of the hand loops', and for dlbasics' two the
+median seconds of their training loops alone (the jobs' fit_seconds summed). scikit-learn, the hand
 loops and the sequential runs (trainer.threads=auto) use one thread. Then, each in a fresh
 process: the peak resident memory the 16 jobs add, stacked and sequential (VmHWM after training
 less VmRSS before it, read from /proc, after a short warm-up whose peak is reset: what a first
