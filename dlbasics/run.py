@@ -378,8 +378,8 @@ def speed_settings(cfg: TrainerConfig) -> str:
 
 def set_threads(threads: int | str, n_params: int, device: torch.device) -> int:
     """``trainer.threads``: auto gives a small model one thread and a large one every core.
-    Stacked members count by their parameters together: sixteen digits MLPs stacked ran
-    slower on two threads than on one (scripts/bench_ensembles.py measures both)."""
+    Stacked members count by their parameters together (docs/speed.md, "Stacked training":
+    whether a second thread pays depends on what else holds the cores)."""
     if threads == "auto":
         if device.type != "cpu" or n_params >= SMALL_MODEL_PARAMS:
             return torch.get_num_threads()
