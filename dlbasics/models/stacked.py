@@ -263,6 +263,7 @@ class MemberObjective:
         self.loss, self.output_act, self.task = objective.loss, objective.output_act, objective.task
         self.l1 = [s.l1 for s in settings]
         self.l2 = [s.l2 for s in settings]
+        self._strengths: dict[torch.device, tuple[Tensor, Tensor]] = {}  # (l1, l2) as tensors
 
     def __call__(self, scores: Tensor, target: Tensor) -> Tensor:
         losses = self.objective.sample_losses(scores.flatten(0, 1), target.flatten(0, 1))
@@ -283,8 +284,11 @@ class MemberObjective:
     def penalty(self, model: StackedModel) -> Tensor:
         """(K,): member k's l1·Σ|w| + l2·Σw² over its weight matrices and kernels."""
         weights = [w for w in model.stacked_parameters() if w.ndim > 2]  # a member's ndim > 1
-        l1, l2 = (weights[0].new_tensor(strengths) for strengths in (self.l1, self.l2))
-        return weight_penalty(weights, l1, l2)
+        device = weights[0].device
+        if device not in self._strengths:  # copied to the device once, not at every step
+            l1, l2 = (weights[0].new_tensor(strengths) for strengths in (self.l1, self.l2))
+            self._strengths[device] = (l1, l2)
+        return weight_penalty(weights, *self._strengths[device])
 
 
 def soft_vote(objective: Objective, scores: Tensor) -> Tensor:
