@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call
 
 from dlbasics.data import DataSpec
 from dlbasics.models import stacked_layers
@@ -121,13 +120,7 @@ class RNN(Model):
         with public ops (scripts/bench.py has the figures). Dropout then draws from the
         global generator, as a member alone does."""
         if x.device.type == "cpu":
-            parameters = stacked_layers.member_parameters(members, weights)
-            return torch.stack(
-                [
-                    functional_call(member, own, (part,))
-                    for member, own, part in zip(members, parameters, x, strict=True)
-                ]
-            )
+            return stacked_layers.one_by_one(members, x, weights)
         return RNN.forward_batched(members, x, generators, weights)
 
     @staticmethod

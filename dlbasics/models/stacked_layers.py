@@ -33,12 +33,18 @@ def stack_weights(modules: Sequence[nn.Module], name: str) -> Tensor:
     return torch.stack([module.get_parameter(name) for module in modules])
 
 
-def member_parameters(modules: Sequence[nn.Module], weights: Weights) -> list[dict[str, Tensor]]:
-    """Each member's parameters as rows of ``weights``, to run member k alone with
-    ``torch.func.functional_call(modules[k], parameters[k], …)``."""
+def one_by_one(modules: Sequence[nn.Module], x: Tensor, weights: Weights = stack_weights) -> Tensor:
+    """``modules[k]`` applied to ``x[k]``, one member after another, each with its rows of
+    ``weights`` as its parameters (``torch.func.functional_call``), so that gradients reach
+    them; buffers (running statistics) are the member's own."""
     names = [name for name, _ in modules[0].named_parameters()]
     stacked = {name: weights(modules, name) for name in names}
-    return [{name: stacked[name][k] for name in names} for k in range(len(modules))]
+    return torch.stack(
+        [
+            functional_call(module, {name: stacked[name][k] for name in names}, (x[k],))
+            for k, module in enumerate(modules)
+        ]
+    )
 
 
 def sequential(
@@ -117,9 +123,7 @@ def batch_norm(
     Member by member, each through its own layer: one call for all of them (the members'
     channels side by side) sums the batch in another order in the backward pass, and those
     rounding differences grow over a fit past a member trained alone."""
-    parameters = member_parameters(modules, weights)
-    parts = zip(modules, parameters, x, strict=True)
-    return torch.stack([functional_call(m, own, (part,)) for m, own, part in parts])
+    return one_by_one(modules, x, weights)
 
 
 def layer_norm(
@@ -129,9 +133,7 @@ def layer_norm(
     member: scaling all members at once sums the scale's gradient in another order than the
     layer's own backward pass, and those last-bit differences grow over a fit (3e-4 in test
     loss after 20 epochs on digits)."""
-    parameters = member_parameters(modules, weights)
-    parts = zip(modules, parameters, x, strict=True)
-    return torch.stack([functional_call(m, own, (part,)) for m, own, part in parts])
+    return one_by_one(modules, x, weights)
 
 
 def dropout(x: Tensor, p: float, training: bool, generators: Sequence[torch.Generator]) -> Tensor:
