@@ -191,6 +191,18 @@ def test_a_run_reports_token_accuracy_and_exact_match(reverse_run):
     assert b"| source | target | prediction |" in text
 
 
+def test_token_accuracy_can_be_the_early_stopping_monitor(tmp_path):
+    """val_token_acc is watched as an accuracy (higher is better), as val_exact is."""
+    metrics = train_in_process(
+        tmp_path, "model=seq2seq", "data=reverse", "data.length=4", "data.n_samples=300", *TINY,
+        "trainer.epochs=4", "optim.lr=0.02", "trainer.early_stopping.monitor=val_token_acc",
+    )  # fmt: skip
+    events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"scalars": 0}).Reload()
+    per_epoch = [event.value for event in events.Scalars("token_acc/val")]
+    assert len(set(per_epoch)) > 1 and metrics["monitor"] == "val_token_acc"
+    assert metrics["best_monitor"] == pytest.approx(max(per_epoch))
+
+
 def _predict(run_dir, input_file):
     return subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "predict.py"), str(run_dir), str(input_file)],
