@@ -193,11 +193,19 @@ def test_a_stacked_group_writes_each_job_as_its_own_run(tmp_path):
         assert load(run).model.state_dict().keys() == own_run.keys()
 
 
-def test_a_stacked_jobs_last_checkpoint_resumes_as_a_run_of_its_own(tmp_path):
-    cfgs = [make_config(*COMMON, *job) for job in JOBS[:2]]
+@pytest.mark.parametrize(
+    ("jobs", "k"),
+    [
+        (JOBS[:2], 0),  # members of different lr: a parameter group each
+        ([["seed=0"], ["seed=1"], ["seed=2"]], 1),  # one group: the job is its row 1
+    ],
+    ids=["own-group", "row-of-a-group"],
+)
+def test_a_stacked_jobs_last_checkpoint_resumes_as_a_run_of_its_own(jobs, k, tmp_path):
+    cfgs = [make_config(*COMMON, *job) for job in jobs]
     train_group([(c, tmp_path / f"s{i}", f"job{i}") for i, c in enumerate(cfgs)])
-    longer = [*COMMON[:2], "trainer.epochs=9", "seed=0"]
-    resume = f"trainer.resume={tmp_path / 's0'}"
+    longer = [*COMMON[:2], "trainer.epochs=9", *jobs[k]]
+    resume = f"trainer.resume={tmp_path / f's{k}'}"
     resumed = train(make_config(*longer, resume), tmp_path / "resumed", progress=False)
     straight = train(make_config(*longer), tmp_path / "straight", progress=False)
     assert resumed["test_loss"] == pytest.approx(straight["test_loss"], abs=1e-6)
