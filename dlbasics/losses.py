@@ -145,19 +145,17 @@ def weight_matrices(model: nn.Module) -> list[Tensor]:
     return [p for p in model.parameters() if p.ndim > 1]
 
 
-Strength = float | Tensor | None  # an L1 or L2 coefficient; None or 0: no such term
-
-
-def weight_penalty(weights: Sequence[Tensor], l1: Strength, l2: Strength) -> Tensor:
-    """l1·Σ|w| + l2·Σw² over ``weights`` (weight_matrices). Stacked members' weights, (K, …)
-    each, with l1 and l2 of shape (K,): each member's own penalty, (K,)."""
+def weight_penalty(weights: Sequence[Tensor], l1: float | Tensor, l2: float | Tensor) -> Tensor:
+    """l1·Σ|w| + l2·Σw² over ``weights`` (weight_matrices); a coefficient 0 adds no term.
+    Stacked members' weights, (K, …) each, with l1 and l2 of shape (K,): each member's own
+    penalty, (K,)."""
     stacked = isinstance(l1, Tensor) or isinstance(l2, Tensor)
     total = weights[0].new_zeros(weights[0].shape[:1] if stacked else ())
     for w in weights:
         flat = w.flatten(1) if stacked else w.flatten()
-        if l1 is not None and (stacked or l1):
+        if stacked or l1:
             total = total + l1 * flat.abs().sum(-1)
-        if l2 is not None and (stacked or l2):
+        if stacked or l2:
             total = total + l2 * flat.square().sum(-1)
     return total
 

@@ -19,6 +19,7 @@ from dlbasics.schema import check_choice
 
 if TYPE_CHECKING:  # the whole config, for the builders' signatures
     from dlbasics.config import Config
+    from dlbasics.models.stacked_layers import Weights
 
 # The groups a model may read besides its own keys; each model's schema says which it does
 # (ModelConfig.groups), and a user who sets one the chosen model ignores is told so.
@@ -118,7 +119,7 @@ class Model(nn.Module):
         members: Sequence["Model"],
         x: Tensor,
         generators: Sequence[torch.Generator],
-        weights: Callable[[Sequence[nn.Module], str], Tensor],
+        weights: "Weights",
     ) -> Tensor:
         """The forward pass of K members of this family at once (stacked training,
         models/stacked.py): ``x`` (K, batch, …) → scores (K, batch, …), member k's dropout
