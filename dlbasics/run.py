@@ -48,6 +48,12 @@ log = logging.getLogger("dlbasics")
 # Below this many parameters a model's kernels are too small to share among threads: on a
 # 2-core machine the digits MLP runs several times faster on one thread than on two.
 SMALL_MODEL_PARAMS = 1_000_000
+# Stacked members' batched products split among threads member by member, so they pay from a
+# smaller size, counted over the members together (docs/speed.md, "Stacked training").
+SMALL_STACK_PARAMS = 200_000
+# What "every core" is: torch's own thread count before any run lowered it in this process
+# (a sweep's jobs share one process under some launchers).
+ALL_THREADS = torch.get_num_threads()
 
 
 def train(
@@ -110,7 +116,9 @@ def _train(
     n_params = sum(p.numel() for p in model.parameters())
     if main:
         check_output(run_dir, sum(p.numel() * p.element_size() for p in model.parameters()))
-    threads = set_threads(cfg.trainer.threads, n_params, device)
+    # boosting fits its members one after another; the other ensembles, as one stack
+    stacked = ensemble and cfg.ensemble.name != "boosting"
+    threads = set_threads(cfg.trainer.threads, n_params, device, stacked)
     if device.type == "cuda" and not cfg.trainer.deterministic and has_convolutions(model):
         # Batches keep their shape, so timing cuDNN's algorithms once per shape pays off.
         torch.backends.cudnn.benchmark = True
@@ -376,14 +384,15 @@ def speed_settings(cfg: TrainerConfig) -> str:
     return precision + (" compile=true" if cfg.compile else "") + limit + checkpoints
 
 
-def set_threads(threads: int | str, n_params: int, device: torch.device) -> int:
+def set_threads(
+    threads: int | str, n_params: int, device: torch.device, stacked: bool = False
+) -> int:
     """``trainer.threads``: auto gives a small model one thread and a large one every core.
-    Stacked members count by their parameters together (docs/speed.md, "Stacked training":
-    whether a second thread pays depends on what else holds the cores)."""
+    ``stacked`` members (a StackedModel) count by their parameters together, against a
+    smaller size (SMALL_STACK_PARAMS)."""
     if threads == "auto":
-        if device.type != "cpu" or n_params >= SMALL_MODEL_PARAMS:
-            return torch.get_num_threads()
-        threads = 1
+        small = SMALL_STACK_PARAMS if stacked else SMALL_MODEL_PARAMS
+        threads = ALL_THREADS if device.type != "cpu" or n_params >= small else 1
     torch.set_num_threads(int(threads))
     return int(threads)
 

@@ -166,7 +166,7 @@ def _train_stacked(
     stacked = StackedModel(members, settings, own_data=own_data)
     objective = model_objective(first, members[0], spec)
     n_params = sum(p.numel() for p in members[0].parameters())
-    threads = set_threads(first.trainer.threads, n_params * len(members), device)
+    threads = set_threads(first.trainer.threads, n_params * len(members), device, stacked=True)
     configs = [OmegaConf.to_yaml(asdict(cfg)) for cfg, _, _ in jobs]
     with ExitStack() as stack:
         interrupt = stack.enter_context(StopOnSignal())  # SIGINT/SIGTERM: stop between steps

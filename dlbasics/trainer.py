@@ -390,7 +390,17 @@ class Trainer:
                 if diagnostics:
                     diagnostics.end_epoch(epoch)
                 progress.end_epoch(epoch, metrics, time.perf_counter() - epoch_started)
-                if self.checkpoint_dir and epoch % cfg.checkpoint_every == 0:
+                stop_early, stop_signal = parallel.agree_to_stop(
+                    stop, self.interrupt.signal_number
+                )
+                if stop_early:
+                    stop_reason = "early_stopping" if not stacked else stop_reason
+                    break
+                if stop_signal:
+                    stop_reason = "interrupted"
+                    break
+                # the last epoch's checkpoints are written once, after the loop
+                if self.checkpoint_dir and epoch % cfg.checkpoint_every == 0 and epoch < cfg.epochs:
                     fit_seconds = state.fit_seconds + time.perf_counter() - started
                     self._save(
                         model,
@@ -403,15 +413,6 @@ class Trainer:
                         fit_seconds,
                         members=members,
                     )
-                stop_early, stop_signal = parallel.agree_to_stop(
-                    stop, self.interrupt.signal_number
-                )
-                if stop_early:
-                    stop_reason = "early_stopping" if not stacked else stop_reason
-                    break
-                if stop_signal:
-                    stop_reason = "interrupted"
-                    break
         fit_seconds = state.fit_seconds + time.perf_counter() - started
         if state.epochs_done % cfg.checkpoint_every:  # the last epoch's, unless already written
             self._log_images(model, x_val, state.epochs_done)

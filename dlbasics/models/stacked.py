@@ -154,8 +154,10 @@ class StackedModel(Model):
         """Each member's batch: ``index`` (K, B) holds member k's sample indices in row k."""
         if not self.own_data:
             return x[index]
-        rows = torch.arange(self.size, device=index.device).unsqueeze(1)
-        return x[rows, index]
+        # one split per member, (K, n, …): row k·n + i of the splits laid end to end
+        start = torch.arange(0, x.shape[0] * x.shape[1], x.shape[1], device=index.device)
+        picked = x.flatten(0, 1).index_select(0, (index + start.unsqueeze(1)).flatten())
+        return picked.unflatten(0, index.shape)
 
     def epoch_order(self, n: int, shuffles: Sequence[torch.Generator]) -> Tensor:
         """(K, n): member k's samples of this epoch in the order of its own shuffle."""
