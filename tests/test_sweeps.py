@@ -424,11 +424,14 @@ def test_resuming_a_named_sweep_with_other_overrides_is_refused_and_deletes_noth
     assert f"hydra.sweep.dir={sweep_dir}" in same and "--resume" not in same
 
 
-def test_a_grid_sweep_with_a_job_that_cannot_run_stops_before_any_job_runs(tmp_path):
-    # act does not apply to the perceptron: two of the four jobs are mistakes, known at once.
+@pytest.mark.parametrize("launcher", ["basic", "stacked"])
+def test_a_grid_sweep_with_a_job_that_cannot_run_stops_before_any_job_runs(tmp_path, launcher):
+    # act does not apply to the perceptron: two of the four jobs are mistakes, known at once
+    # (by the sweep's callback; the stacked launcher composes every job itself and checks them).
     result = run_cli(
         "-m",
         f"hydra.sweep.dir={tmp_path}",
+        f"hydra/launcher={launcher}",
         "model=mlp,perceptron",
         "act=relu,tanh",
         "data=xor",

@@ -23,6 +23,7 @@ from dlbasics.config import validate
 from dlbasics.errors import UserError
 from dlbasics.sweeps.overrides import sweep_overrides
 from dlbasics.sweeps.record import COMPLETED, JOB_FILE, read_record
+from hydra_plugins.dlbasics_stacked_launcher.config import StackedLauncherConf
 
 SOME_FAILED = 1
 GRID_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"  # Hydra's default
@@ -33,27 +34,46 @@ class SweepSummary(Callback):
         """A grid sweep's jobs are all known before it runs: compose and validate each, and
         stop before the first when any cannot run. (Optuna draws its trials one at a time:
         a trial that cannot run is recorded as failed, and the search goes on.)"""
-        if config.hydra.sweeper.get("_target_") != GRID_SWEEPER:
+        if config.hydra.sweeper.get("_target_") != GRID_SWEEPER or checks_its_jobs(config):
             return
         jobs = grid_jobs(list(config.hydra.overrides.task), config.hydra.sweeper.get("params"))
-        problems = [
-            f"  job {number} ({' '.join(overrides)}): {problem}"
-            for number, overrides in enumerate(jobs)
-            if (problem := why_not(config.hydra.job.config_name, overrides)) is not None
-        ]
-        if problems:
-            print(
-                f"error: {len(problems)} of the sweep's {len(jobs)} jobs cannot run, so none "
-                "was started:",
-                *problems,
-                sep="\n",
-                file=sys.stderr,
-            )
-            sys.exit(USER_ERROR)
+        refuse_jobs(
+            {
+                number: (overrides, problem)
+                for number, overrides in enumerate(jobs)
+                if (problem := why_not(config.hydra.job.config_name, overrides)) is not None
+            },
+            len(jobs),
+        )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if summarize(Path(config.hydra.sweep.dir)):
             sys.exit(SOME_FAILED)
+
+
+def checks_its_jobs(config: DictConfig) -> bool:
+    """Whether the launcher composes and checks every job of the grid itself before running
+    any (the stacked launcher, given the whole grid as one batch), so that composing each job
+    here too would only double the sweep's start."""
+    stacked = config.hydra.launcher.get("_target_") == StackedLauncherConf._target_
+    return stacked and config.hydra.sweeper.get("max_batch_size") is None
+
+
+def refuse_jobs(problems: dict[int, tuple[list[str], str]], total: int) -> None:
+    """Exit 2, with a line for each job that cannot run (its number: its overrides and the
+    problem), when there is any, before any job has run."""
+    if not problems:
+        return
+    print(
+        f"error: {len(problems)} of the sweep's {total} jobs cannot run, so none was started:",
+        *(
+            f"  job {number} ({' '.join(overrides)}): {problem}"
+            for number, (overrides, problem) in sorted(problems.items())
+        ),
+        sep="\n",
+        file=sys.stderr,
+    )
+    sys.exit(USER_ERROR)
 
 
 def grid_jobs(task: list[str], params: Any) -> list[list[str]]:

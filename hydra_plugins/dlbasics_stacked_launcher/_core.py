@@ -34,6 +34,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from dlbasics import stacked_runs
 from dlbasics.config import Config, validate
+from dlbasics.errors import UserError
+from dlbasics.sweeps.callback import checks_its_jobs, refuse_jobs
 from dlbasics.sweeps.job import RESUME_ENV, SweepJob, completed_result, end_job, start_job
 from dlbasics.sweeps.record import JobRecord
 
@@ -50,6 +52,7 @@ class _Job:
     config: DictConfig  # its whole config, Hydra's node included, as run_job takes it
     cfg: Config | None  # its validated config; None if validate refused it
     key: Hashable | None  # jobs with equal keys train as one stack; None: it runs alone
+    problem: str | None = None  # why validate refused it (a mistake in its config)
 
     @property
     def num(self) -> int:
@@ -78,6 +81,9 @@ def launch(
         _compose(launcher, initial_job_idx + index, index, overrides)
         for index, overrides in enumerate(job_overrides)
     ]
+    if checks_its_jobs(launcher.config):  # a grid's mistakes stop it before any job runs
+        problems = {job.num: (job.overrides, job.problem) for job in jobs if job.problem}
+        refuse_jobs(problems, len(jobs))
     stacks = _stacks(jobs)
     stacked = [stack for stack in stacks if len(stack) > 1]
     alone = len(jobs) - sum(len(stack) for stack in stacked)
@@ -110,17 +116,20 @@ def _compose(launcher: StackedLauncher, num: int, index: int, overrides: Sequenc
         with read_write(config.hydra.runtime), open_dict(config.hydra.runtime):
             config.hydra.runtime.output_dir = os.path.abspath(output_dir)
     with _hydra_config(config):
-        cfg = _validated(config)
-        return _Job(index, config, cfg, _stack_key(config, cfg))
+        cfg, problem = _validated(config)
+        return _Job(index, config, cfg, _stack_key(config, cfg), problem)
 
 
-def _validated(config: DictConfig) -> Config | None:
-    """The job's config as the task function would validate it; None when validate refuses
-    it (the job then runs alone, and its failure is recorded there)."""
+def _validated(config: DictConfig) -> tuple[Config | None, str | None]:
+    """The job's config as the task function would validate it, or None and why (a
+    UserError's message) when validate refuses it: the job then runs alone, and its failure
+    is recorded there (a grid sweep stops before it, in launch)."""
     try:
-        return validate(_task_config(config))
+        return validate(_task_config(config)), None
+    except UserError as error:
+        return None, str(error)
     except Exception:  # noqa: BLE001 - recorded when the job runs alone
-        return None
+        return None, None
 
 
 def _stack_key(config: DictConfig, cfg: Config | None) -> Hashable | None:
