@@ -55,8 +55,9 @@ def checks_its_jobs(config: DictConfig) -> bool:
     """Whether the launcher composes and checks every job of the grid itself before running
     any (the stacked launcher, given the whole grid as one batch), so that composing each job
     here too would only double the sweep's start."""
+    grid = config.hydra.sweeper.get("_target_") == GRID_SWEEPER
     stacked = config.hydra.launcher.get("_target_") == StackedLauncherConf._target_
-    return stacked and config.hydra.sweeper.get("max_batch_size") is None
+    return grid and stacked and config.hydra.sweeper.get("max_batch_size") is None
 
 
 def refuse_jobs(problems: dict[int, tuple[list[str], str]], total: int) -> None:
