@@ -491,7 +491,7 @@ def on_device(data: DataSplits, device: torch.device) -> DataSplits:
 def contenders(settings: SpeedSettings) -> dict[str, Contender]:
     device = torch.device(settings.device)
     splits = [build_data(cfg.data) for cfg in settings.configs()]  # job k's: seed k's split
-    found = {f"stacked, threads={t}": stacked_contender(settings.configs(t)) for t in (1, 2)}
+    found = {f"stacked, threads={t}": stacked_contender(settings.configs(t)) for t in (1, "auto")}
     if device.type == "cuda":  # threads do not drive a GPU's kernels
         found = {"stacked": stacked_contender(settings.configs(1))}
     found[SEQUENTIAL] = sequential_contender(settings.configs())
