@@ -2,6 +2,7 @@
 ``range(1,4)``, ``choice(…)``, ``interval(…)``), typed on the command line or set in
 ``hydra.sweeper.params`` (a preset's grid, an Optuna search space)."""
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,14 @@ def sweep_task(sweep_dir: Path) -> list[str]:
     path = sweep_dir / SWEEP_FILE
     if not path.is_file():
         return []
-    return [str(line) for line in OmegaConf.load(path).hydra.overrides.task]
+    return list(_task_of(path, path.stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=8)
+def _task_of(path: Path, mtime_ns: int) -> tuple[str, ...]:
+    """multirun.yaml's task overrides, read once per version of the file: the whole sweep's
+    config, which every job of a sweep run in one process would otherwise parse again."""
+    return tuple(str(line) for line in OmegaConf.load(path).hydra.overrides.task)
 
 
 def job_values(overrides: list[str], keys: list[str]) -> list[str]:
