@@ -99,9 +99,9 @@ def test_a_compiled_model_trains_as_the_eager_one(tmp_path):
 
 
 def test_threads_auto_gives_stacked_members_every_core_from_a_smaller_size():
-    """16 digits MLPs stacked (275k parameters together) ran 1.2× faster on two threads;
-    one model of that size takes one thread. Every core is torch's own count, even after a
-    run of this process lowered it to one."""
+    """16 digits MLPs stacked (275k parameters together) take every core; one model of that
+    size takes one thread. Every core is torch's own count, even after a run of this process
+    lowered it to one."""
     cpu, keep = torch.device("cpu"), torch.get_num_threads()
     try:
         assert set_threads("auto", 275_000, cpu) == 1

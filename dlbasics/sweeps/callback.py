@@ -32,8 +32,9 @@ GRID_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"  # Hydr
 class SweepSummary(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """A grid sweep's jobs are all known before it runs: compose and validate each, and
-        stop before the first when any cannot run. (Optuna draws its trials one at a time:
-        a trial that cannot run is recorded as failed, and the search goes on.)"""
+        stop before the first when any cannot run (left to the stacked launcher, which does
+        it as it composes them: checks_its_jobs). Optuna draws its trials one at a time: a
+        trial that cannot run is recorded as failed, and the search goes on."""
         if config.hydra.sweeper.get("_target_") != GRID_SWEEPER or checks_its_jobs(config):
             return
         jobs = grid_jobs(list(config.hydra.overrides.task), config.hydra.sweeper.get("params"))
