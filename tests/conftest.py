@@ -1,6 +1,7 @@
 """Shared helpers: compose configs the way scripts/train.py does, and run the real CLI."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -111,3 +112,48 @@ def train_or_refuse(overrides: list[str], run_dir: Path) -> str:
         return "diverged"
     assert metrics["epochs_run"] == 1 and metrics["steps"] >= 1, metrics
     return "trained"
+
+
+# --- comparing runs that compute the same thing in another order of arithmetic ----------------
+#
+# A stacked job and the same job run alone (or one process and two under torchrun) sum in
+# another order: their numbers agree to float32 rounding after one step, and after a fit to
+# wherever many steps carry that rounding, which depends on the CPU and has no derivable bound.
+# So a fit's results are compared by what holds whatever the rounding: the same keys, the same
+# counts and choices (epochs, steps, stop reason), finite numbers where the other has them, and
+# each run nearest its own counterpart among all the runs (another seed, learning rate or data
+# moves every weight; rounding moves them in their last bits).
+
+
+def best_weights(run_dir: Path) -> torch.Tensor:
+    """The run's checkpoints/best.pt weights, flattened into one float64 vector."""
+    from dlbasics.checkpoint import load_checkpoint
+
+    state = load_checkpoint(run_dir / "checkpoints" / "best.pt")["model"]
+    return torch.cat([value.double().flatten() for value in state.values()])
+
+
+def assert_each_nearest_its_own(found: dict[str, Path], expected: dict[str, Path]) -> None:
+    """Each run of ``found`` ends nearer its namesake in ``expected`` than any other run there
+    (distance between their best.pt weights): the same run computed in another order."""
+    weights = {name: best_weights(run_dir) for name, run_dir in expected.items()}
+    for name, run_dir in found.items():
+        own = best_weights(run_dir)
+        distances = {other: (own - w).norm().item() for other, w in weights.items()}
+        assert min(distances, key=distances.get) == name, (name, distances)
+
+
+def assert_same_kind(found: object, expected: object, where: str) -> None:
+    """Equal through dicts and lists, except floats: finite where the other is finite."""
+    if isinstance(expected, dict):
+        assert isinstance(found, dict) and set(found) == set(expected), where
+        for key in expected:
+            assert_same_kind(found[key], expected[key], f"{where}.{key}")
+    elif isinstance(expected, (list, tuple)):
+        assert isinstance(found, type(expected)) and len(found) == len(expected), where
+        for index, (one, other) in enumerate(zip(found, expected, strict=True)):
+            assert_same_kind(one, other, f"{where}[{index}]")
+    elif isinstance(expected, float):
+        assert isinstance(found, float) and math.isfinite(found) == math.isfinite(expected), where
+    else:
+        assert found == expected, where
