@@ -225,7 +225,7 @@ def build_ensemble(cfg: "Config", spec: DataSpec) -> Ensemble:
             f"ensemble={kind} needs a model trained on a loss; model={cfg.model.name} has a "
             "learning rule of its own (or pre-trains one). Use model=mlp, dnn, cnn or rnn."
         )
-    if members[0].reads_targets:
+    if type(members[0]).training_inputs is not Model.training_inputs:  # seq2seq's
         raise ConfigError(
             f"ensemble={kind} combines one output per sample; model={cfg.model.name} decodes "
             "a sequence of its own. Use ensembles with model=mlp, dnn, cnn, rnn or transformer."

@@ -15,6 +15,7 @@ import torch
 from omegaconf import OmegaConf
 
 from dlbasics.boundary import check_can_draw, write_decision_boundary
+from dlbasics.callbacks import Callback
 from dlbasics.checkpoint import write_json
 from dlbasics.config import Config, flatten
 from dlbasics.data import DataSpec, build_data
@@ -62,6 +63,7 @@ def train(
     progress: bool = True,
     name: str = "",
     swept: Sequence[str] = (),
+    callbacks: Sequence[Callback] = (),
 ) -> dict[str, Any]:
     """Build data, model and objective from ``cfg``, fit, test, and write the run directory:
     ``metrics.json``, ``tb/`` (TensorBoard) and ``checkpoints/``. Returns the metrics.
@@ -69,13 +71,14 @@ def train(
     ``name`` (the run's overrides, e.g. ``act=tanh,model=dnn``) names its TensorBoard run,
     ``tb/<name>``, and titles its pictures; without one the events go in ``tb/`` itself.
     ``swept`` are the keys a sweep varies, the first columns of the HParams tab.
+    ``callbacks`` are the user's own (dlbasics/callbacks.py), called in every fit.
 
     Under torchrun every rank calls this; rank 0 alone writes and reports."""
     parallel = join_ranks(resolve_device(cfg.trainer.device), cfg.trainer)
     try:
         # Only rank 0 writes; no second process may write the same directory meanwhile.
         with RunDirectoryLock(run_dir) if parallel.is_main else nullcontext():
-            return _train(cfg, run_dir, progress, parallel, name, swept)
+            return _train(cfg, run_dir, progress, parallel, name, swept, callbacks)
     finally:
         parallel.close()
 
@@ -87,6 +90,7 @@ def _train(
     parallel: SingleProcess,
     name: str,
     swept: Sequence[str],
+    callbacks: Sequence[Callback],
 ) -> dict[str, Any]:
     device, main = parallel.device, parallel.is_main
     if cfg.trainer.deterministic:
@@ -162,6 +166,7 @@ def _train(
                 parallel=parallel,
                 # rank 0 alone measures and writes (see diagnostics.py)
                 diagnostics=Diagnostics(cfg.diag) if main and cfg.diag.per_epoch else None,
+                callbacks=callbacks,
             )
             # Fits before the run's own one (a DBN's pre-training), each through the Trainer.
             pretrained = run_phases(pretraining(model, data, cfg.trainer, device), trainer)

@@ -20,6 +20,7 @@ gradients and sum the metrics over the ranks (distributed.py); in one process th
 
 import math
 import time
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ import torch
 from omegaconf import II
 from torch import Tensor
 
+from dlbasics.batches import TrainingBatches
+from dlbasics.callbacks import Callback, Callbacks, Loop, builtin_callbacks
 from dlbasics.checkpoint import save_checkpoint
 from dlbasics.data import DataSplits
 from dlbasics.diagnostics import Diagnostics
@@ -40,6 +43,7 @@ from dlbasics.loggers import Logger, NullLogger
 from dlbasics.losses import Objective, has_accuracy
 from dlbasics.members import Members
 from dlbasics.models import Model
+from dlbasics.models.base import StepTools
 from dlbasics.models.stacked import MemberObjective, StackedModel
 from dlbasics.optim import OptimConfig, ScheduleConfig, Scheduler, build_optimizer, build_scheduler
 from dlbasics.progress import NullProgress, Progress
@@ -162,6 +166,7 @@ class Trainer:
     is looked at between steps: once a signal has set it, the fit stops and saves last.pt.
     ``parallel`` is this process' place among the ranks of a torchrun job. ``diagnostics``
     (diag.*) measures gradients, weights and activations per layer; None measures nothing.
+    ``callbacks`` (callbacks.py) are the user's: every fit calls them after its own.
     """
 
     def __init__(
@@ -179,6 +184,7 @@ class Trainer:
         parallel: SingleProcess | None = None,
         lr_key: str = "optim.lr",
         diagnostics: Diagnostics | None = None,
+        callbacks: Sequence[Callback] = (),
     ):
         self.cfg = cfg
         self.optim = optim
@@ -193,6 +199,7 @@ class Trainer:
         self.parallel = parallel or SingleProcess(device)
         self.lr_key = lr_key  # the key that sets this fit's learning rate, for messages
         self.diagnostics = diagnostics
+        self.callbacks = list(callbacks)  # the user's, called after the built-in ones
 
     def for_phase(
         self,
@@ -217,6 +224,7 @@ class Trainer:
             interrupt=self.interrupt,
             parallel=self.parallel,
             lr_key=lr_key,
+            callbacks=self.callbacks,
         )
 
     def fit(
@@ -235,38 +243,86 @@ class Trainer:
         takes every member's own batch, (K, B, …), and backpropagates the sum of the members'
         own losses; each member stops, and keeps its best epoch, on its own (members.py)."""
         cfg, parallel = self.cfg, self.parallel
-        stacked = isinstance(model, StackedModel)
         model.to(self.device)
         # The whole data set lives on the device; batches are index slices, not copies made
-        # by a DataLoader. An RBM's targets are its inputs: one tensor, moved once.
-        targets_are_inputs = data.y_train is data.x_train
-        x_train, y_train = self._on_device(data.x_train, data.y_train)
+        # by a DataLoader (batches.py).
+        batches = TrainingBatches(model, data, sample_weights, cfg, parallel)
         x_val, y_val = self._on_device(data.x_val, data.y_val)
-        if sample_weights is not None:
-            sample_weights = sample_weights.to(self.device)
-        n = x_train.shape[1] if stacked and model.own_data else len(x_train)
-        batch_size = n if cfg.batch_size is None else min(cfg.batch_size, n)
-        classify = has_accuracy(data.spec.task)
-        skip_non_finite = cfg.on_nan == "skip"
-        # Under torchrun, a last batch too small to give each rank a sample waits for the next
-        # epoch's shuffle.
-        end = n - n % batch_size if n % batch_size < parallel.world_size else n
-        if cfg.limit_batches is not None:  # the first limit_batches batches of each epoch
-            end = min(end, cfg.limit_batches * batch_size)
-
         if cfg.compile:  # compiled on the first forward pass; the state dict keeps its names
             model.compile()
-        forward = parallel.wrap(model)  # under torchrun, DDP: backward averages the gradients
-        # stacked members: their parameters stacked, a parameter group for each lr and decay
-        parameters = model.param_groups() if stacked else model.parameters()
-        optimizer = build_optimizer(parameters, self.optim, self.device)
+        optimizer = build_optimizer(model.param_groups(), self.optim, self.device)
         # float16 gradients underflow: the loss is scaled up before backpropagation and the
         # gradients down before the step. Unless trainer.precision=16-mixed, it passes
         # everything through unchanged.
         scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.precision == "16-mixed")
-        autocast = self.autocast()
+        # under torchrun, forward is DDP's: backward averages the gradients over the ranks
+        tools = StepTools(parallel.wrap(model), self.autocast(), scaler, parallel)
+        loop = self._start(model, objective, optimizer, scaler, x_val, resume)
+        monitor = cfg.early_stopping.monitor
+        progress = Progress(cfg.epochs, monitor) if self.progress else NullProgress()
+        hooks = Callbacks([*builtin_callbacks(self, model, progress), *self.callbacks])
+        hooks.on_fit_start(loop)
+        with progress:  # on a terminal, logging goes through the live bar's writer
+            for epoch in range(loop.state.epochs_done + 1, cfg.epochs + 1):
+                loop.epoch, loop.epoch_started = epoch, time.perf_counter()
+                hooks.on_epoch_start(loop)
+                model.train()
+                run = self._epoch_pass(loop, batches.count)  # this epoch's shuffled order
+                steps = run.order[..., run.next_start : batches.end].split(batches.size, dim=-1)
+                for index in progress.batches(epoch, steps, len(steps)):
+                    if self.interrupt.requested and parallel.stops_between_steps:  # a signal
+                        break
+                    batch = batches.take(index)
+                    run.next_start += batches.size
+                    optimizer.zero_grad(set_to_none=True)
+                    loss, scores = model.training_step(batch, objective, tools)
+                    hooks.on_after_backward(loop, loss)
+                    if loop.skip_step:
+                        continue
+                    scaler.unscale_(optimizer)  # clip the gradients, not the scaled ones
+                    model.clip_gradients(cfg.grad_clip_mode, cfg.grad_clip)
+                    scaler.step(optimizer)  # skipped when 16-mixed's gradients hold inf/NaN
+                    scaler.update()
+                    loop.state.steps += 1
+                    run.record(loss.detach(), batch.size, batch.correct(objective, scores))
+                    hooks.on_step_end(loop)
+                if run.next_start < batches.end:  # stopped part-way: last.pt resumes there
+                    loop.stop_reason, loop.stop_signal = "interrupted", self.interrupt.signal_number
+                    break
+
+                # --- end of epoch: measure, schedule, decide --------------------------------
+                run = parallel.combine(run)  # every rank's steps, as one process would see them
+                wanted = self._end_epoch(loop, run, batches.x, x_val, y_val)
+                if loop.stop_reason == "diverged":  # a single model's: no measures to go on
+                    hooks.on_epoch_end(loop)
+                    break
+                loop.lrs = [group["lr"] for group in optimizer.param_groups]  # this epoch's
+                if isinstance(loop.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    loop.scheduler.step(loop.metrics.get(cfg.early_stopping.monitor))
+                elif loop.scheduler is not None:
+                    loop.scheduler.step()
+                self._decide_to_stop(loop, wanted)
+                hooks.on_epoch_end(loop)
+                if loop.stop_reason is not None:
+                    break
+        loop.end()
+        hooks.on_fit_end(loop)
+        return self._finish(loop)
+
+    def _start(
+        self,
+        model: Model,
+        objective: Objective | MemberObjective,
+        optimizer: torch.optim.Optimizer,
+        scaler: torch.amp.GradScaler,
+        x_val: Tensor,
+        resume: dict[str, Any] | None,
+    ) -> Loop:
+        """The fit's bookkeeping, fresh or as ``resume`` (a last.pt payload) left it."""
+        cfg = self.cfg
         stopper = EarlyStopping(cfg.early_stopping)
         scheduler = build_scheduler(optimizer, self.schedule, cfg.epochs, stopper.mode)
+        stacked = isinstance(model, StackedModel)
         # Drawn on the CPU, so that every device takes the same batches in the same order;
         # stacked members each shuffle with their own seed.
         seeds = [member.seed for member in model.settings] if stacked else [cfg.seed]
@@ -277,173 +333,71 @@ class Trainer:
             state = self._restore(
                 resume, model, optimizer, scheduler, scaler, stopper, shuffles, members
             )
-        monitor = cfg.early_stopping.monitor
-        progress = Progress(cfg.epochs, monitor) if self.progress else NullProgress()
-        diagnostics = self.diagnostics
-        if diagnostics:
-            diagnostics.attach(model, self.logger, self.tag_prefix)
+        return Loop(
+            self, model, objective, optimizer, scheduler, scaler, stopper, shuffles, members,
+            state, x_val,
+        )  # fmt: skip
 
-        stop_reason, stop_signal = "max_epochs", None
-        message = None
-        started = time.perf_counter()
-        with progress:  # on a terminal, logging goes through the live bar's writer
-            for epoch in range(state.epochs_done + 1, cfg.epochs + 1):
-                epoch_started = time.perf_counter()
+    def _epoch_pass(self, loop: Loop, n: int) -> EpochPass:
+        """The epoch's pass over the training set: a new shuffle, or the one a resumed run
+        stopped in."""
+        self.parallel.seed_epoch(self.cfg.seed, loop.epoch)
+        if loop.state.epoch is None:
+            order = loop.model.epoch_order(n, loop.shuffles)
+            loop.state.epoch = EpochPass(order.to(self.device))
+        return loop.state.epoch
 
-                # --- one pass over the training set (or the rest of one, when resumed) --
-                model.train()
-                parallel.seed_epoch(cfg.seed, epoch)
-                if state.epoch is None:
-                    if stacked:  # (K, n): each member's own order (of its own samples)
-                        order = model.epoch_order(n, shuffles)
-                    else:
-                        order = torch.randperm(n, generator=shuffles[0])
-                    state.epoch = EpochPass(order.to(self.device))
-                run = state.epoch
-                batches = run.order[..., run.next_start : end].split(batch_size, dim=-1)
-                for index in progress.batches(epoch, batches, len(batches)):
-                    if self.interrupt.requested and parallel.stops_between_steps:  # SIGINT/SIGTERM
-                        break
-                    if stacked:  # index (K, B): row k is member k's batch
-                        xb, yb = model.take(x_train, index), model.take(y_train, index)
-                    elif batch_size < n:
-                        index = parallel.local_batch(index)
-                        xb = x_train[index]
-                        yb = xb if targets_are_inputs else y_train[index]
-                    else:  # batch gradient descent: the whole set, no need to shuffle or copy
-                        xb, yb = parallel.local_batch(x_train), parallel.local_batch(y_train)
-                    run.next_start += batch_size
+    def _end_epoch(
+        self,
+        loop: Loop,
+        run: EpochPass,
+        x_train: Tensor,
+        x_val: Tensor,
+        y_val: Tensor,
+    ) -> str | None:
+        """Take the epoch's measures (loop.metrics) and keep the best epoch; returns why the
+        fit would stop now (early_stopping, diverged), or None."""
+        if loop.members is not None:  # each member measured, kept and stopped on its own
+            loop.metrics = self._end_member_epochs(loop, run, x_val, y_val)
+            loop.state.epoch, loop.state.epochs_done = None, loop.epoch
+            loop.state.metrics = loop.metrics
+            if loop.members.training:
+                return None
+            return "early_stopping" if loop.members.stopped_early else "diverged"
+        loop.metrics, stop, loop.message = self._end_single_epoch(
+            loop.model, run, x_train, x_val, y_val, loop.objective, loop.epoch, loop.state,
+            loop.stopper,
+        )  # fmt: skip
+        if loop.message:
+            loop.stop_reason = "diverged"
+            return "diverged"
+        return "early_stopping" if stop else None
 
-                    optimizer.zero_grad(set_to_none=True)
-                    if model.learns_by_backprop:
-                        with autocast:
-                            # A seq2seq model learns with teacher forcing: its decoder reads the
-                            # target tokens before each step (model.reads_targets). Everywhere
-                            # else (validation, test, predict.py) forward(x) decodes alone.
-                            scores = forward(xb, yb) if model.reads_targets else forward(xb)
-                            if sample_weights is None:
-                                loss = objective(scores, yb)
-                            else:  # boosting: what the members before got wrong weighs more
-                                whole = batch_size == n
-                                weights = sample_weights if whole else sample_weights[index]
-                                loss = objective.weighted(scores, yb, weights)
-                        if objective.has_penalty:  # reg.l1, reg.l2: weights pay for their size
-                            loss_with_penalty = loss + objective.penalty(model)
-                        else:
-                            loss_with_penalty = loss
-                        if stacked:  # the members' own losses, (K,): member k's weights reach
-                            loss_with_penalty = loss_with_penalty.sum()  # only the k-th term
-                        scaler.scale(loss_with_penalty).backward()
-                    else:  # a learning rule of its own (perceptron, RBM) writes .grad
-                        loss, scores = model.write_gradients(xb, yb, objective)
-                        parallel.average_gradients(model)
-                    if skip_non_finite and not parallel.is_finite_everywhere(loss):  # a host sync
-                        state.skipped_steps += 1
-                        continue
-                    if diagnostics:  # gradient norms as backpropagation made them, before clipping
-                        diagnostics.after_backward()
-                    if cfg.grad_clip is not None:
-                        scaler.unscale_(optimizer)  # clip the gradients, not the scaled ones
-                        self._clip_gradients(model)
-                    scaler.step(optimizer)  # skipped when 16-mixed's gradients hold inf/NaN
-                    scaler.update()
-                    if stacked:  # members that stopped early stay as they stopped
-                        model.hold_stopped()
+    def _decide_to_stop(self, loop: Loop, wanted: str | None) -> None:
+        """Stop (loop.stop_reason) when this epoch ended the fit, or a signal asked to (under
+        torchrun, when any rank did: they stop together)."""
+        stop_early, stop_signal = self.parallel.agree_to_stop(
+            wanted is not None, self.interrupt.signal_number
+        )
+        if stop_early:
+            loop.stop_reason = wanted or "early_stopping"
+        elif stop_signal:
+            loop.stop_reason, loop.stop_signal = "interrupted", stop_signal
 
-                    state.steps += 1
-                    correct = objective.correct(scores.detach(), yb) if classify else None
-                    run.record(loss.detach(), yb.shape[1] if stacked else xb.shape[0], correct)
-                if run.next_start < end:  # stopped part-way: last.pt resumes at the next step
-                    stop_reason, stop_signal = "interrupted", self.interrupt.signal_number
-                    break
-
-                # --- end of epoch: measure, then decide --------------------------------------
-                run = parallel.combine(run)  # every rank's steps, as one process would see them
-                if stacked:  # each member measured, kept and stopped on its own
-                    metrics = self._end_member_epochs(
-                        model, members, run, x_val, y_val, objective, epoch, state.steps, optimizer
-                    )
-                    state.epoch, state.epochs_done, state.metrics = None, epoch, metrics
-                    if not members.training:
-                        stop_reason = "early_stopping" if members.stopped_early else "diverged"
-                    stop = not members.training
-                else:
-                    metrics, stop, message = self._end_epoch(
-                        model, run, x_train, x_val, y_val, objective, epoch, state, stopper
-                    )
-                    if message:  # diverged
-                        stop_reason = "diverged"
-                        if diagnostics:  # the gradients that blew up, for TensorBoard
-                            diagnostics.end_epoch(epoch)
-                        break
-
-                lrs = [group["lr"] for group in optimizer.param_groups]  # this epoch's
-                if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    scheduler.step(metrics.get(cfg.early_stopping.monitor))
-                elif scheduler is not None:
-                    scheduler.step()
-                self.logger.log_scalars(
-                    self._tags(metrics, lrs, model, objective, members, epoch), epoch
-                )
-                if epoch % cfg.checkpoint_every == 0:
-                    self._log_images(model, x_val, epoch)
-                if diagnostics:
-                    diagnostics.end_epoch(epoch)
-                progress.end_epoch(epoch, metrics, time.perf_counter() - epoch_started)
-                stop_early, stop_signal = parallel.agree_to_stop(
-                    stop, self.interrupt.signal_number
-                )
-                if stop_early:
-                    stop_reason = "early_stopping" if not stacked else stop_reason
-                    break
-                if stop_signal:
-                    stop_reason = "interrupted"
-                    break
-                # the last epoch's checkpoints are written once, after the loop
-                if self.checkpoint_dir and epoch % cfg.checkpoint_every == 0 and epoch < cfg.epochs:
-                    fit_seconds = state.fit_seconds + time.perf_counter() - started
-                    self._save(
-                        model,
-                        optimizer,
-                        scheduler,
-                        scaler,
-                        stopper,
-                        shuffles,
-                        state,
-                        fit_seconds,
-                        members=members,
-                    )
-        fit_seconds = state.fit_seconds + time.perf_counter() - started
-        if state.epochs_done % cfg.checkpoint_every:  # the last epoch's, unless already written
-            self._log_images(model, x_val, state.epochs_done)
-        if diagnostics:
-            diagnostics.detach()
-
-        if self.checkpoint_dir:  # last.pt holds the state training ended in, for resuming
-            self._save(
-                model,
-                optimizer,
-                scheduler,
-                scaler,
-                stopper,
-                shuffles,
-                state,
-                fit_seconds,
-                stop_reason,
-                members,
-            )
-        if stacked:  # the members' own parameters (views of the stacked ones) train again
-            model.requires_grad_(True)  # when a member is fitted alone
-        if cfg.early_stopping.restore_best:
-            if stacked:  # each member its own best epoch
+    def _finish(self, loop: Loop) -> FitResult:
+        """What the fit did; the model left with its best epoch's weights when
+        trainer.early_stopping.restore_best (each member its own)."""
+        model, members, state, stopper = loop.model, loop.members, loop.state, loop.stopper
+        results = None
+        if members is not None:
+            model.requires_grad_(True)  # the members' own parameters train again alone
+            if self.cfg.early_stopping.restore_best:
                 for member, record in zip(model.members, members.records, strict=True):
                     if record.best_state is not None:
                         member.load_state_dict(record.best_state)
-            elif state.best_state is not None:
-                model.load_state_dict(state.best_state)
-        if stacked:  # the members' own best epochs: the latest, and their mean best value
+            # the members' own best epochs: the latest, and their mean best value
             results = [record.result() for record in members.records]
-            if stop_reason == "interrupted":  # those still training stopped with the group
+            if loop.stop_reason == "interrupted":  # those still training stopped with the group
                 for record, result in zip(members.records, results, strict=True):
                     if record.stop_reason is None:
                         result["stop_reason"] = "interrupted"
@@ -451,22 +405,24 @@ class Trainer:
             stopper.best_epoch = max(r["best_epoch"] for r in results)
             stopper.best = None if None in best_values else _mean(best_values)
             state.best_val_loss = _mean([r["best_val_loss"] for r in results])
+        elif self.cfg.early_stopping.restore_best and state.best_state is not None:
+            model.load_state_dict(state.best_state)
         return FitResult(
             epochs_run=state.epochs_done,
             steps=state.steps,
-            stop_reason=stop_reason,
+            stop_reason=loop.stop_reason,
             best_epoch=stopper.best_epoch,
             best_monitor=stopper.best,
             best_val_loss=state.best_val_loss,
-            fit_seconds=fit_seconds,
+            fit_seconds=loop.fit_seconds(),
             last=state.metrics,
             skipped_steps=state.skipped_steps,
-            stop_signal=stop_signal if stop_reason == "interrupted" else None,
-            message=message,
-            members=results if stacked else None,
+            stop_signal=loop.stop_signal if loop.stop_reason == "interrupted" else None,
+            message=loop.message,
+            members=results,
         )
 
-    def _end_epoch(
+    def _end_single_epoch(
         self,
         model: Model,
         run: EpochPass,
@@ -505,20 +461,14 @@ class Trainer:
         return metrics, stopper.should_stop, None
 
     def _end_member_epochs(
-        self,
-        model: StackedModel,
-        members: Members,
-        run: EpochPass,
-        x_val: Tensor,
-        y_val: Tensor,
-        objective: MemberObjective,
-        epoch: int,
-        steps: int,
-        optimizer: torch.optim.Optimizer,
+        self, loop: Loop, run: EpochPass, x_val: Tensor, y_val: Tensor
     ) -> dict[str, float | None]:
-        """Each member's measures of the epoch, recorded in ``members``, which stops those done
-        (members.py). Returns the ensemble's measures when the members vote (its validation
-        loss and accuracy; the training ones are the members' mean), else the members' mean."""
+        """Each member's measures of the epoch, recorded in ``loop.members``, which stops those
+        done (members.py). Returns the ensemble's measures when the members vote (its
+        validation loss and accuracy; the training ones are the members' mean), else the
+        members' mean."""
+        model, members, objective = loop.model, loop.members, loop.objective
+        epoch, steps, optimizer = loop.epoch, loop.state.steps, loop.optimizer
         classify = has_accuracy(objective.task)
         train_loss = run.mean_loss()
         train_acc = run.accuracy() if classify else [None] * model.size
@@ -630,26 +580,11 @@ class Trainer:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=AUTOCAST_DTYPES[self.cfg.precision])
 
-    def _clip_gradients(self, model: Model) -> None:
-        """Clip by ``trainer.grad_clip``: stacked members each their own norm, as alone."""
-        if isinstance(model, StackedModel):
-            model.clip_gradients(self.cfg.grad_clip_mode, self.cfg.grad_clip)
-        elif self.cfg.grad_clip_mode == "norm":
-            torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
-        else:
-            torch.nn.utils.clip_grad_value_(model.parameters(), self.cfg.grad_clip)
-
-    def _tags(
-        self,
-        metrics: dict[str, float | None],
-        lrs: list[float],
-        model: Model,
-        objective: Objective | MemberObjective,
-        members: Members | None,
-        epoch: int,
-    ) -> dict[str, float]:
+    def tags(self, loop: Loop) -> dict[str, float]:
         """TensorBoard names: train_loss → loss/train, gap_free_energy → free_energy/gap, …;
         a stacked fit's members each under member/<k>/ (those that trained this epoch)."""
+        metrics, lrs, model, objective = loop.metrics, loop.lrs, loop.model, loop.objective
+        members, epoch = loop.members, loop.epoch
         tags = {}
         for key, value in metrics.items():
             split, _, kind = key.partition("_")
@@ -671,7 +606,8 @@ class Trainer:
             tags[f"{self.tag_prefix}reg/penalty"] = objective.penalty(model).item()
         return tags
 
-    def _log_images(self, model: Model, x_val: Tensor, epoch: int) -> None:
+    def log_images(self, model: Model, x_val: Tensor, epoch: int) -> None:
+        """The model's images and text for TensorBoard (an RBM's filters, translations)."""
         if isinstance(self.logger, NullLogger):  # drawing them (Gibbs chains) takes time
             return
         images = model.epoch_images(x_val)
@@ -710,23 +646,14 @@ class Trainer:
             "gradients (e.g. trainer.grad_clip=1.0), or skip such steps with trainer.on_nan=skip."
         )
 
-    def _save(
-        self,
-        model: Model,
-        optimizer: torch.optim.Optimizer,
-        scheduler: Scheduler | None,
-        scaler: torch.amp.GradScaler,
-        stopper: EarlyStopping,
-        shuffles: list[torch.Generator],
-        state: TrainingState,
-        fit_seconds: float,
-        stop_reason: str | None = None,
-        members: Members | None = None,
-    ) -> None:
+    def save(self, loop: Loop, directory: Path, final: bool = False) -> None:
         """Write best.pt, and last.pt unless the weights are no longer finite (a diverged run
         keeps the last.pt of its last checkpoint). A stacked fit's hold every member: last.pt
-        each member's record besides, best.pt each member's best weights."""
-        assert self.checkpoint_dir is not None
+        each member's record besides, best.pt each member's best weights. ``final``: the fit
+        has ended (last.pt says why); else it goes on."""
+        model, state, stopper, members = loop.model, loop.state, loop.stopper, loop.members
+        stop_reason = loop.stop_reason if final else None
+        shuffles, fit_seconds = loop.shuffles, loop.fit_seconds()
         common = {"config": self.config_yaml, "monitor": self.cfg.early_stopping.monitor}
         shuffle = [g.get_state() for g in shuffles] if members else shuffles[0].get_state()
         if stop_reason != "diverged":
@@ -737,15 +664,15 @@ class Trainer:
                     "steps": state.steps,
                     "stop_reason": stop_reason,  # None: written while training went on
                     "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                    "grad_scaler": scaler.state_dict(),  # {} unless 16-mixed
+                    "optimizer": loop.optimizer.state_dict(),
+                    "scheduler": loop.scheduler.state_dict() if loop.scheduler else None,
+                    "grad_scaler": loop.scaler.state_dict(),  # {} unless 16-mixed
                     "early_stopping": stopper.state_dict(),
                     "rng": {"torch": torch.get_rng_state(), "shuffle": shuffle},
                     "training": state.state_dict(fit_seconds),
                     **({"members": members.state_dict()} if members else {}),
                 },
-                self.checkpoint_dir / "last.pt",
+                directory / "last.pt",
             )
         if members is not None:
             best = model.state_dict()  # a member without a best epoch yet: as it is
@@ -755,7 +682,7 @@ class Trainer:
             best_epochs = [record.stopper.best_epoch for record in members.records]
             save_checkpoint(
                 {**common, "epoch": max(best_epochs), "best_epochs": best_epochs, "model": best},
-                self.checkpoint_dir / "best.pt",
+                directory / "best.pt",
             )
         elif state.best_state is not None:
             save_checkpoint(
@@ -765,7 +692,7 @@ class Trainer:
                     "value": stopper.best,
                     "model": state.best_state,
                 },
-                self.checkpoint_dir / "best.pt",
+                directory / "best.pt",
             )
 
     def _restore(

@@ -2,7 +2,8 @@
 model registry."""
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, ClassVar
 
@@ -13,12 +14,13 @@ from torch import Tensor, nn
 from dlbasics.activations import OUTPUT_ACTIVATIONS
 from dlbasics.data import DataSpec, DataSplits
 from dlbasics.errors import ConfigError
-from dlbasics.losses import Objective
+from dlbasics.losses import Objective, has_accuracy
 from dlbasics.registry import Registry
 from dlbasics.schema import check_choice
 
 if TYPE_CHECKING:  # the whole config, for the builders' signatures
     from dlbasics.config import Config
+    from dlbasics.distributed import SingleProcess
     from dlbasics.models.stacked_layers import Weights
 
 # The groups a model may read besides its own keys; each model's schema says which it does
@@ -48,13 +50,52 @@ class ModelConfig:
         return False
 
 
+@dataclass
+class Batch:
+    """One training step's samples: inputs ``x``, targets ``y`` (an RBM's are ``x`` itself),
+    and, for boosting, how much each sample counts (``weights``, mean 1 over the training
+    set; None: each once). ``size``: samples per model (a stacked fit's x is (K, size, …))."""
+
+    x: Tensor
+    y: Tensor
+    size: int
+    weights: Tensor | None = None
+
+    def loss(self, objective: Objective, scores: Tensor) -> Tensor:
+        """The objective's mean loss over the batch, each sample counted by its weight."""
+        if self.weights is None:
+            return objective(scores, self.y)
+        return objective.weighted(scores, self.y, self.weights)
+
+    def correct(self, objective: Objective, scores: Tensor) -> Tensor | None:
+        """How many of the batch ``scores`` predict right (a stacked fit's: per member, (K,)),
+        on the device; None for a task without accuracy (regression)."""
+        if not has_accuracy(objective.task):
+            return None
+        return objective.correct(scores.detach(), self.y)
+
+
+@dataclass
+class StepTools:
+    """What a training step runs under, set up once per fit by the Trainer: ``forward`` (the
+    model, or DDP's wrapper of it under torchrun), ``autocast`` (trainer.precision's), the
+    gradient ``scaler`` (16-mixed's; passes through otherwise) and ``parallel`` (this
+    process' place among the ranks)."""
+
+    forward: Callable[..., Tensor]
+    autocast: AbstractContextManager
+    scaler: torch.amp.GradScaler
+    parallel: "SingleProcess"
+
+
 class Model(nn.Module):
     """A network the Trainer can fit. ``forward(x)`` returns scores: the output layer before
     its activation (the objective applies the activation, or fuses it into the loss).
 
-    Most models learn by backpropagation, which the Trainer runs itself. A model with a
-    learning rule of its own (the perceptron's, contrastive divergence) sets
-    ``learns_by_backprop = False`` and overrides ``write_gradients``."""
+    What one training step does is the model's: ``training_step`` (default: backpropagation).
+    A model with a learning rule of its own (the perceptron's, contrastive divergence) sets
+    ``learns_by_backprop = False``, overrides ``write_gradients`` and takes
+    ``learning_rule_step`` as its training step."""
 
     # An output activation the model always uses (the perceptron's step), or None to follow
     # the task: identity for regression, sigmoid for binary, softmax for multi-class.
@@ -65,10 +106,6 @@ class Model(nn.Module):
     # Whether trainer.resume can continue it (a fit in several phases cannot).
     resumable: bool = True
     learns_by_backprop: bool = True
-    # Whether forward takes the targets too while training, ``forward(x, y)``: a seq2seq
-    # decoder's teacher forcing (it reads the right previous token at every step). In eval
-    # mode forward(x) always works alone.
-    reads_targets: bool = False
     # Buffers whose size the data sets (PCD's chains: one per sample of the first batch): a
     # checkpoint's size is taken when it is loaded.
     resizable_buffers: tuple[str, ...] = ()
@@ -81,6 +118,56 @@ class Model(nn.Module):
                 if saved is not None and saved.shape != mine.shape:
                     setattr(module, name, torch.zeros_like(saved, device=mine.device))
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def training_step(
+        self, batch: Batch, objective: Objective, tools: StepTools
+    ) -> tuple[Tensor, Tensor]:
+        """One step's gradients, by backpropagation: forward → loss (+ penalty) → backward,
+        under autocast and the gradient scaler. Returns (data loss, scores); the Trainer then
+        clips the gradients and steps the optimizer."""
+        with tools.autocast:
+            scores = tools.forward(*self.training_inputs(batch))
+            loss = batch.loss(objective, scores)
+        # reg.l1, reg.l2: the weights pay for their size
+        total = loss + objective.penalty(self) if objective.has_penalty else loss
+        # Backpropagated from 1: a stacked fit's loss holds its K members' (K,), and member
+        # k's weights reach term k only, each as alone.
+        total = tools.scaler.scale(total)
+        total.backward(torch.ones_like(total))
+        return loss, scores
+
+    def param_groups(self) -> list[dict] | Iterator[nn.Parameter]:
+        """What the optimizer updates: the parameters (a stacked fit's, one group per lr)."""
+        return self.parameters()
+
+    def epoch_order(self, n: int, shuffles: Sequence[torch.Generator]) -> Tensor:
+        """The order of the ``n`` training samples in an epoch: a shuffle by ``shuffles[0]``
+        (a stacked fit's: each member's own)."""
+        return torch.randperm(n, generator=shuffles[0])
+
+    def training_inputs(self, batch: Batch) -> tuple[Tensor, ...]:
+        """What forward takes while training: the inputs (a seq2seq decoder's teacher forcing
+        takes the targets too)."""
+        return (batch.x,)
+
+    def learning_rule_step(
+        self, batch: Batch, objective: Objective, tools: StepTools
+    ) -> tuple[Tensor, Tensor]:
+        """The training step of a model with a rule of its own: ``write_gradients`` fills
+        ``.grad`` (averaged over the ranks under torchrun), and the optimizer applies it."""
+        loss, scores = self.write_gradients(batch.x, batch.y, objective)
+        tools.parallel.average_gradients(self)
+        return loss, scores
+
+    def clip_gradients(self, mode: str, limit: float | None) -> None:
+        """Clip the gradients by ``trainer.grad_clip`` (None: leave them), as
+        torch.nn.utils.clip_grad_norm_ (``mode`` "norm") or clip_grad_value_ ("value")."""
+        if limit is None:
+            return
+        if mode == "norm":
+            torch.nn.utils.clip_grad_norm_(self.parameters(), limit)
+        else:
+            torch.nn.utils.clip_grad_value_(self.parameters(), limit)
 
     def write_gradients(self, x: Tensor, y: Tensor, objective: Objective) -> tuple[Tensor, Tensor]:
         """For a model with its own learning rule: fill every parameter's ``.grad`` with the

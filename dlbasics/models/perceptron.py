@@ -34,6 +34,7 @@ class Perceptron(Model):
 
     output_act = "step"
     learns_by_backprop = False
+    training_step = Model.learning_rule_step  # Rosenblatt's rule, below
 
     def __init__(self, n_features: int, n_outputs: int):
         super().__init__()

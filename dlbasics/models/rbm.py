@@ -91,6 +91,7 @@ class RBM(Model):
     """
 
     learns_by_backprop = False
+    training_step = Model.learning_rule_step  # contrastive divergence, in write_gradients
     resizable_buffers = ("chains",)
     # What epoch_metrics() can report (Gaussian visible units have no pseudo-likelihood).
     epoch_metric_names = (

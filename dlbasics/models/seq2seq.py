@@ -35,7 +35,7 @@ from dlbasics.models.attention import (
     attention_image,
     causal_mask,
 )
-from dlbasics.models.base import MODELS, Model, ModelConfig
+from dlbasics.models.base import MODELS, Batch, Model, ModelConfig
 from dlbasics.models.rnn import CELLS, _open_forget_gates
 from dlbasics.models.transformer import attention_maps, check_attention_sizes
 from dlbasics.schema import check, check_choice
@@ -87,8 +87,12 @@ class Seq2Seq(Model):
     """What both architectures share: teacher forcing or greedy decoding, and the measures
     (token accuracy, exact match), attention maps and translations they report."""
 
-    reads_targets = True
     epoch_metric_names = ("train_token_acc", "val_token_acc", "train_exact", "val_exact")
+
+    def training_inputs(self, batch: Batch) -> tuple[Tensor, ...]:
+        """Teacher forcing: while training, the decoder reads the right previous token at
+        every step (the targets); in eval mode forward(x) decodes alone."""
+        return batch.x, batch.y
 
     def __init__(self, spec: DataSpec):
         super().__init__()

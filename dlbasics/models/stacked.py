@@ -212,9 +212,11 @@ class StackedModel(Model):
                 return index, k - group.start
         raise IndexError(f"member {k} is in no parameter group (param_groups not called)")
 
-    def clip_gradients(self, mode: str, limit: float) -> None:
+    def clip_gradients(self, mode: str, limit: float | None) -> None:
         """Clip each member's gradients as torch.nn.utils.clip_grad_norm_ (``mode`` norm) or
         clip_grad_value_ (value) would clip them alone: a norm per member, over its rows."""
+        if limit is None:
+            return
         for group in self.groups:
             grads = [p.grad for p in group.parameters if p.grad is not None]
             if mode == "value":
