@@ -15,7 +15,9 @@ of its list (the built-in ones first, then the user's):
                                             dropped, and the later callbacks do not see it
             clip the gradients → optimizer step
             on_step_end(loop)
-        validation; the schedule steps; whether to stop is decided (loop.stop_reason)
+        the epoch's measures (loop.metrics; unless the training loss diverged)
+        on_validation_end(loop)             early stopping: a callback may set loop.wants_stop
+        the schedule steps; whether to stop is decided (loop.stop_reason)
         on_epoch_end(loop)                  also after an epoch whose loss diverged
     on_fit_end(loop)                        also after a signal stopped the fit
 
@@ -31,12 +33,12 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from dlbasics.early_stopping import EarlyStopping
+from dlbasics import early_stopping
 from dlbasics.members import Members
 from dlbasics.models import Model
 from dlbasics.models.stacked import StackedModel
 from dlbasics.optim import Scheduler
-from dlbasics.training_state import TrainingState
+from dlbasics.training_state import EpochPass, TrainingState
 
 if TYPE_CHECKING:
     from dlbasics.diagnostics import Diagnostics
@@ -56,7 +58,7 @@ class Loop:
     optimizer: torch.optim.Optimizer
     scheduler: Scheduler | None
     scaler: torch.amp.GradScaler
-    stopper: EarlyStopping  # trainer.early_stopping's bookkeeping (a single model's)
+    stopper: early_stopping.EarlyStopping  # trainer.early_stopping's bookkeeping (a single model's)
     shuffles: list[torch.Generator]  # the shuffles' generators (a stacked fit's: one a member)
     members: Members | None  # a stacked fit's members, each stopping on its own; else None
     state: TrainingState  # what last.pt holds to resume: steps, epochs done, best weights, …
@@ -64,9 +66,12 @@ class Loop:
     started: float = field(default_factory=time.perf_counter)
     epoch: int = 0  # the epoch under way (from 1)
     epoch_started: float = 0.0
+    run: EpochPass | None = None  # the epoch's pass: its order, its steps' losses
     metrics: dict[str, float | None] = field(default_factory=dict)  # the epoch's measures
+    member_metrics: list[dict[str, float | None]] = field(default_factory=list)  # stacked
     lrs: list[float] = field(default_factory=list)  # the epoch's learning rates, per group
     skip_step: bool = False  # set in on_after_backward: this step is not taken
+    wants_stop: str | None = None  # set in on_validation_end: why the fit should stop now
     # None while training goes on; else why it stopped: early_stopping | diverged |
     # interrupted (max_epochs once the last epoch is done)
     stop_reason: str | None = None
@@ -97,6 +102,9 @@ class Callback:
         pass
 
     def on_step_end(self, loop: Loop) -> None:
+        pass
+
+    def on_validation_end(self, loop: Loop) -> None:
         pass
 
     def on_epoch_end(self, loop: Loop) -> None:
@@ -131,6 +139,10 @@ class Callbacks(Callback):
         for callback in self.callbacks:
             callback.on_step_end(loop)
 
+    def on_validation_end(self, loop: Loop) -> None:
+        for callback in self.callbacks:
+            callback.on_validation_end(loop)
+
     def on_epoch_end(self, loop: Loop) -> None:
         for callback in self.callbacks:
             callback.on_epoch_end(loop)
@@ -152,12 +164,44 @@ class SkipNonFinite(Callback):
             loop.skip_step = True
 
 
-class HoldStoppedMembers(Callback):
-    """A stacked fit: the members that stopped early stay as they stopped (a step moves
-    every row of the stacked parameters, so theirs are put back after it)."""
+class EarlyStopping(Callback):
+    """trainer.early_stopping: keep the best epoch's weights (by its monitor), and stop once
+    it has not improved for ``patience`` epochs (early_stopping.py keeps the count)."""
+
+    def on_validation_end(self, loop: Loop) -> None:
+        stopper, state = loop.stopper, loop.state
+        if stopper.update(loop.metrics.get(stopper.cfg.monitor), loop.epoch):
+            state.best_state = {k: v.clone() for k, v in loop.model.state_dict().items()}
+        if stopper.should_stop:
+            loop.wants_stop = "early_stopping"
+
+
+class MemberEarlyStopping(Callback):
+    """A stacked fit's early stopping, member by member (members.py): each keeps its own best
+    epoch and stops on its own, or when its own loss diverges; a stopped member stays as it
+    stopped (a step moves every row of the stacked parameters, so its rows are put back)."""
 
     def on_step_end(self, loop: Loop) -> None:
         loop.model.hold_stopped()
+
+    def on_validation_end(self, loop: Loop) -> None:
+        model, members, run = loop.model, loop.members, loop.run
+        for k in members.training:  # every step of the group was theirs too
+            members[k].steps = loop.state.steps
+        for k in members.end_epoch(loop.epoch, loop.member_metrics, model.member_states()):
+            model.stop_member(k, loop.optimizer)
+            record = members[k]
+            if record.stop_reason == "diverged":  # what went wrong, for its job's summary
+                own = EpochPass(run.order[k], losses=[loss[k] for loss in run.losses])
+                so_far = TrainingState(
+                    record.epochs_run, record.steps, first_loss=record.first_loss
+                )
+                record.message = loop.trainer.divergence_message(
+                    own, loop.member_metrics[k]["train_loss"], loop.epoch, so_far,
+                    record.stopper.best_epoch, model.settings[k].lr,
+                )  # fmt: skip
+        if not members.training:
+            loop.wants_stop = "early_stopping" if members.stopped_early else "diverged"
 
 
 class DiagnosticsLog(Callback):
@@ -235,8 +279,7 @@ def builtin_callbacks(
         callbacks.append(SkipNonFinite())
     if trainer.diagnostics is not None:
         callbacks.append(DiagnosticsLog(trainer.diagnostics))
-    if isinstance(model, StackedModel):
-        callbacks.append(HoldStoppedMembers())
+    callbacks.append(MemberEarlyStopping() if isinstance(model, StackedModel) else EarlyStopping())
     callbacks += [TensorBoardLog(), ProgressLog(progress)]
     if trainer.checkpoint_dir is not None:
         callbacks.append(Checkpoints(trainer.checkpoint_dir))

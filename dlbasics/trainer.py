@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import II
 from torch import Tensor
 
 from dlbasics.batches import TrainingBatches
@@ -36,7 +35,7 @@ from dlbasics.checkpoint import save_checkpoint
 from dlbasics.data import DataSplits
 from dlbasics.diagnostics import Diagnostics
 from dlbasics.distributed import SingleProcess
-from dlbasics.early_stopping import EXPLODED, EarlyStopping, EarlyStoppingConfig, diverged
+from dlbasics.early_stopping import EXPLODED, EarlyStopping, diverged
 from dlbasics.errors import DataError
 from dlbasics.interrupt import StopOnSignal
 from dlbasics.loggers import Logger, NullLogger
@@ -47,95 +46,13 @@ from dlbasics.models.base import StepTools
 from dlbasics.models.stacked import MemberObjective, StackedModel
 from dlbasics.optim import OptimConfig, ScheduleConfig, Scheduler, build_optimizer, build_scheduler
 from dlbasics.progress import NullProgress, Progress
-from dlbasics.schema import check, check_choice, check_seed
+
+# The trainer's schema, kept importable from here (dlbasics/schemas/trainer.py).
+from dlbasics.schemas.trainer import TRAINER_MODES, TrainerConfig  # noqa: F401
 from dlbasics.training_state import EpochPass, TrainingState
 
 EVAL_CHUNK = 8192  # samples per forward pass when evaluating, to bound memory
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "16-mixed": torch.float16}  # trainer.precision
-TRAINER_MODES = ("batch", "sgd", "minibatch")  # the three kinds of gradient descent (`trainer=`)
-
-
-@dataclass
-class TrainerConfig:
-    mode: str = "minibatch"  # set by `trainer=batch|sgd|minibatch`
-    batch_size: int | None = 64  # null (batch mode) = the whole training set
-    epochs: int = 100
-    # Steps per epoch at most: the first N batches of each epoch's shuffled order (a quick
-    # check that a config runs, as debug=fast does); null = every batch.
-    limit_batches: int | None = None
-    device: str = "auto"  # auto | cpu | cuda (auto takes CUDA when present)
-    seed: int = II("seed")  # weight initialisation and shuffling; follows the top-level `seed`
-    deterministic: bool = False  # torch.use_deterministic_algorithms
-    threads: Any = "auto"  # CPU threads: an integer, or auto (1 for small models)
-    grad_clip: float | None = None  # clip gradients before each step; null = off
-    grad_clip_mode: str = "norm"  # norm: rescale the total norm; value: clamp each entry
-    checkpoint_every: int = 10  # write last.pt/best.pt every N epochs (and always at the end)
-    checkpoints: bool = True  # false: no checkpoints/ at all (nothing to resume or reload)
-    # A non-finite training loss: stop (stop_reason diverged) or skip that step (checks every
-    # step, which costs a host sync per step).
-    on_nan: str = "stop"
-    resume: str | None = None  # a run directory or last.pt to continue; null = start afresh
-    # Under torchrun: seconds a rank waits for the others before the job fails.
-    distributed_timeout: float = 120.0
-    # Arithmetic of the forward passes: 32 (float32), bf16 (autocast to bfloat16; CPU or a
-    # recent GPU) or 16-mixed (autocast to float16 with a gradient scaler; CUDA only). The
-    # weights and the optimizer stay in float32.
-    precision: str = "32"
-    compile: bool = False  # torch.compile the model's forward pass (slow to start, then faster)
-    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
-
-    def __post_init__(self) -> None:
-        check_choice("trainer.mode", self.mode, TRAINER_MODES)
-        check_seed("trainer.seed", self.seed)
-        if self.mode == "batch":
-            check(
-                self.batch_size is None,
-                "trainer.batch_size",
-                self.batch_size,
-                "trainer=batch takes one step per epoch over the whole training set; for a "
-                "fixed batch size use trainer=minibatch trainer.batch_size=N",
-            )
-        elif self.mode == "sgd":
-            check(
-                self.batch_size == 1,
-                "trainer.batch_size",
-                self.batch_size,
-                "trainer=sgd updates after every single sample (batch size 1); for larger "
-                "batches use trainer=minibatch trainer.batch_size=N",
-            )
-        else:
-            check(
-                self.batch_size is not None and self.batch_size >= 1,
-                "trainer.batch_size",
-                self.batch_size,
-                "an integer >= 1 (or trainer=batch for the whole training set)",
-            )
-        check(self.epochs >= 1, "trainer.epochs", self.epochs, "must be >= 1")
-        check(
-            self.limit_batches is None or self.limit_batches >= 1,
-            "trainer.limit_batches",
-            self.limit_batches,
-            "an integer >= 1, or null for every batch",
-        )
-        check_choice("trainer.device", self.device, ("auto", "cpu", "cuda"))
-        threads_ok = self.threads == "auto" or (isinstance(self.threads, int) and self.threads > 0)
-        check(threads_ok, "trainer.threads", self.threads, "a positive integer or auto")
-        check(
-            self.grad_clip is None or self.grad_clip > 0,
-            "trainer.grad_clip",
-            self.grad_clip,
-            "a positive number, or null for no clipping",
-        )
-        check_choice("trainer.grad_clip_mode", self.grad_clip_mode, ("norm", "value"))
-        check(self.checkpoint_every >= 1, "trainer.checkpoint_every", self.checkpoint_every, ">= 1")
-        check_choice("trainer.on_nan", self.on_nan, ("stop", "skip"))
-        check_choice("trainer.precision", self.precision, ["32", *AUTOCAST_DTYPES])
-        check(
-            self.distributed_timeout > 0,
-            "trainer.distributed_timeout",
-            self.distributed_timeout,
-            "a number of seconds > 0",
-        )
 
 
 @dataclass
@@ -291,17 +208,14 @@ class Trainer:
                     break
 
                 # --- end of epoch: measure, schedule, decide --------------------------------
-                run = parallel.combine(run)  # every rank's steps, as one process would see them
-                wanted = self._end_epoch(loop, run, batches.x, x_val, y_val)
+                loop.run = parallel.combine(run)  # every rank's steps, as one process's
+                self._end_epoch(loop, batches.x, x_val, y_val)  # the epoch's measures
                 if loop.stop_reason == "diverged":  # a single model's: no measures to go on
                     hooks.on_epoch_end(loop)
                     break
-                loop.lrs = [group["lr"] for group in optimizer.param_groups]  # this epoch's
-                if isinstance(loop.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    loop.scheduler.step(loop.metrics.get(cfg.early_stopping.monitor))
-                elif loop.scheduler is not None:
-                    loop.scheduler.step()
-                self._decide_to_stop(loop, wanted)
+                hooks.on_validation_end(loop)  # early stopping: loop.wants_stop
+                self._schedule(loop)
+                self._decide_to_stop(loop)
                 hooks.on_epoch_end(loop)
                 if loop.stop_reason is not None:
                     break
@@ -347,40 +261,36 @@ class Trainer:
             loop.state.epoch = EpochPass(order.to(self.device))
         return loop.state.epoch
 
-    def _end_epoch(
-        self,
-        loop: Loop,
-        run: EpochPass,
-        x_train: Tensor,
-        x_val: Tensor,
-        y_val: Tensor,
-    ) -> str | None:
-        """Take the epoch's measures (loop.metrics) and keep the best epoch; returns why the
-        fit would stop now (early_stopping, diverged), or None."""
-        if loop.members is not None:  # each member measured, kept and stopped on its own
-            loop.metrics = self._end_member_epochs(loop, run, x_val, y_val)
-            loop.state.epoch, loop.state.epochs_done = None, loop.epoch
-            loop.state.metrics = loop.metrics
-            if loop.members.training:
-                return None
-            return "early_stopping" if loop.members.stopped_early else "diverged"
-        loop.metrics, stop, loop.message = self._end_single_epoch(
-            loop.model, run, x_train, x_val, y_val, loop.objective, loop.epoch, loop.state,
-            loop.stopper,
-        )  # fmt: skip
-        if loop.message:
-            loop.stop_reason = "diverged"
-            return "diverged"
-        return "early_stopping" if stop else None
+    def _end_epoch(self, loop: Loop, x_train: Tensor, x_val: Tensor, y_val: Tensor) -> None:
+        """The epoch's measures (loop.metrics) of its pass (loop.run) and on the validation
+        split; or, when the training loss diverged, loop.stop_reason and what went wrong."""
+        loop.wants_stop = None  # the callbacks of on_validation_end may set it again
+        if loop.members is not None:  # each member measured on its own
+            loop.metrics = self._end_member_epochs(loop, x_val, y_val)
+        else:
+            loop.metrics, loop.message = self._end_single_epoch(loop, x_train, x_val, y_val)
+            if loop.message:
+                loop.stop_reason = "diverged"
+                return
+        state = loop.state
+        state.epoch, state.epochs_done, state.metrics = None, loop.epoch, loop.metrics
 
-    def _decide_to_stop(self, loop: Loop, wanted: str | None) -> None:
-        """Stop (loop.stop_reason) when this epoch ended the fit, or a signal asked to (under
-        torchrun, when any rank did: they stop together)."""
+    def _schedule(self, loop: Loop) -> None:
+        """Note the epoch's learning rates (loop.lrs), then step the schedule."""
+        loop.lrs = [group["lr"] for group in loop.optimizer.param_groups]
+        if isinstance(loop.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            loop.scheduler.step(loop.metrics.get(self.cfg.early_stopping.monitor))
+        elif loop.scheduler is not None:
+            loop.scheduler.step()
+
+    def _decide_to_stop(self, loop: Loop) -> None:
+        """Stop (loop.stop_reason) when a callback wants to (loop.wants_stop), or a signal
+        asked to (under torchrun, when any rank did: they stop together)."""
         stop_early, stop_signal = self.parallel.agree_to_stop(
-            wanted is not None, self.interrupt.signal_number
+            loop.wants_stop is not None, self.interrupt.signal_number
         )
         if stop_early:
-            loop.stop_reason = wanted or "early_stopping"
+            loop.stop_reason = loop.wants_stop or "early_stopping"
         elif stop_signal:
             loop.stop_reason, loop.stop_signal = "interrupted", stop_signal
 
@@ -423,27 +333,19 @@ class Trainer:
         )
 
     def _end_single_epoch(
-        self,
-        model: Model,
-        run: EpochPass,
-        x_train: Tensor,
-        x_val: Tensor,
-        y_val: Tensor,
-        objective: Objective,
-        epoch: int,
-        state: TrainingState,
-        stopper: EarlyStopping,
-    ) -> tuple[dict[str, float | None], bool, str | None]:
-        """The epoch's measures; early stopping's and the best epoch's bookkeeping. Returns the
-        measures, whether to stop, and what went wrong when the loss diverged."""
+        self, loop: Loop, x_train: Tensor, x_val: Tensor, y_val: Tensor
+    ) -> tuple[dict[str, float | None], str | None]:
+        """A single model's measures of the epoch, and what went wrong if its training loss
+        diverged (then without validation)."""
+        run, state, model, objective = loop.run, loop.state, loop.model, loop.objective
         metrics = {"train_loss": run.mean_loss()}
         if state.first_loss is None and run.losses:  # the untrained model's loss
             state.first_loss = run.losses[0].item()
         if diverged(metrics["train_loss"], state.first_loss):
-            message = self._divergence_message(
-                run, metrics["train_loss"], epoch, state, stopper.best_epoch
+            best_epoch = loop.stopper.best_epoch
+            return metrics, self.divergence_message(
+                run, metrics["train_loss"], loop.epoch, state, best_epoch
             )
-            return metrics, True, message
         classify = has_accuracy(objective.task)
         if classify:
             metrics["train_acc"] = run.accuracy()
@@ -453,22 +355,17 @@ class Trainer:
         if classify:
             metrics["val_acc"] = val_acc
         metrics.update(model.epoch_metrics(x_train, x_val))
-        state.epoch, state.epochs_done, state.metrics = None, epoch, metrics
         if state.best_val_loss is None or val_loss < state.best_val_loss:
             state.best_val_loss = val_loss
-        if stopper.update(metrics.get(self.cfg.early_stopping.monitor), epoch):
-            state.best_state = {k: v.clone() for k, v in model.state_dict().items()}
-        return metrics, stopper.should_stop, None
+        return metrics, None
 
     def _end_member_epochs(
-        self, loop: Loop, run: EpochPass, x_val: Tensor, y_val: Tensor
+        self, loop: Loop, x_val: Tensor, y_val: Tensor
     ) -> dict[str, float | None]:
-        """Each member's measures of the epoch, recorded in ``loop.members``, which stops those
-        done (members.py). Returns the ensemble's measures when the members vote (its
-        validation loss and accuracy; the training ones are the members' mean), else the
-        members' mean."""
-        model, members, objective = loop.model, loop.members, loop.objective
-        epoch, steps, optimizer = loop.epoch, loop.state.steps, loop.optimizer
+        """Each member's measures of the epoch (loop.member_metrics). Returns the ensemble's
+        measures when the members vote (its validation loss and accuracy; the training ones
+        are the members' mean), else the members' mean."""
+        model, members, objective, run = loop.model, loop.members, loop.objective, loop.run
         classify = has_accuracy(objective.task)
         train_loss = run.mean_loss()
         train_acc = run.accuracy() if classify else [None] * model.size
@@ -487,22 +384,7 @@ class Trainer:
             first_losses = run.losses[0].tolist()
             for record, first in zip(members.records, first_losses, strict=True):
                 record.first_loss = first
-        for k in members.training:  # every step of the group was theirs too
-            members[k].steps = steps
-        for k in members.end_epoch(epoch, measured, model.member_states()):
-            model.stop_member(k, optimizer)
-            record = members[k]
-            if record.stop_reason == "diverged":
-                own = EpochPass(run.order[k], losses=[loss[k] for loss in run.losses])
-                so_far = TrainingState(
-                    epochs_done=record.epochs_run,
-                    steps=record.steps,
-                    first_loss=record.first_loss,
-                )
-                lr = model.settings[k].lr
-                record.message = self._divergence_message(
-                    own, train_loss[k], epoch, so_far, record.stopper.best_epoch, lr
-                )
+        loop.member_metrics = measured
         metrics = {key: _mean([m[key] for m in measured]) for key in measured[0]}
         if ensemble is not None:
             metrics.update(ensemble)
@@ -617,7 +499,7 @@ class Trainer:
         for tag, text in model.epoch_text(x_val).items():  # a seq2seq model's translations
             self.logger.log_text(f"{self.tag_prefix}{tag}", text, epoch)
 
-    def _divergence_message(
+    def divergence_message(
         self,
         run: EpochPass,
         loss: float,
