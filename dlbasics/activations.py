@@ -1,34 +1,18 @@
 """Activation functions by name (`act=relu`), and the output-layer activations.
 
-Each entry is the textbook function as a torch module, with the schema of the keys it takes;
-see docs/concepts.md §4 for what each is for.
+Each entry is the textbook function as a torch module, registered with the schema of the keys
+it takes (dlbasics/schemas/activations.py); see docs/concepts.md §4 for what each is for.
 """
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import torch
-from omegaconf import MISSING
 from torch import Tensor, nn
 
-from dlbasics.registry import Registry
-from dlbasics.schema import check
-
-
-@dataclass
-class ActConfig:
-    """A hidden-layer activation with no settings (`act=relu`)."""
-
-    name: str = MISSING
-
-
-@dataclass
-class LeakyReLUConfig(ActConfig):
-    name: str = "leaky_relu"
-    negative_slope: float = 0.01  # slope for x < 0
-
-    def __post_init__(self) -> None:
-        check(self.negative_slope >= 0, "act.negative_slope", self.negative_slope, "must be >= 0")
+from dlbasics.schemas.activations import (
+    HIDDEN_ACTIVATIONS,
+    OUTPUT_ACTIVATIONS,
+    ActConfig,
+    LeakyReLUConfig,
+)
 
 
 class _StepFunction(torch.autograd.Function):
@@ -70,7 +54,6 @@ def softmax(x: Tensor, dim: int = -1) -> Tensor:
     return exp / exp.sum(dim=dim, keepdim=True)
 
 
-HIDDEN_ACTIVATIONS: Registry[Callable[[ActConfig], nn.Module]] = Registry("act")
 HIDDEN_ACTIVATIONS.register("step", ActConfig)(lambda cfg: Step())
 HIDDEN_ACTIVATIONS.register("sigmoid", ActConfig)(lambda cfg: nn.Sigmoid())
 HIDDEN_ACTIVATIONS.register("tanh", ActConfig)(lambda cfg: nn.Tanh())
@@ -88,7 +71,6 @@ def hidden_activation(cfg: ActConfig) -> nn.Module:
 
 
 # The output layer turns the network's scores into predictions (model.output_act).
-OUTPUT_ACTIVATIONS: Registry[Callable[[Tensor], Tensor]] = Registry("model.output_act")
 OUTPUT_ACTIVATIONS.register("identity")(lambda z: z)
 OUTPUT_ACTIVATIONS.register("sigmoid")(torch.sigmoid)
 OUTPUT_ACTIVATIONS.register("softmax")(softmax)

@@ -1,7 +1,8 @@
 """The whole config: how the groups compose, and the checks that need more than one group.
 
 Each choice of a group (`model=mlp`, `optim=adam`, `data=digits`, `act=relu`, `schedule=cosine`)
-has its own schema, a dataclass next to the code that builds it, holding only the keys that
+has its own schema, a dataclass in dlbasics/schemas/ (beside no torch: this module, and so a
+config mistake or ``--help``, answers before torch is imported), holding only the keys that
 choice takes; its registry is the one list of the group's choices. ``register_configs`` puts
 every schema in Hydra's ConfigStore (``schema/<group>/<name>``), where the choice's YAML file in
 ``configs/`` names it, so a misspelt key, a key of another choice or a value of the wrong type
@@ -18,20 +19,19 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from dlbasics.activations import HIDDEN_ACTIVATIONS
 from dlbasics.config_guard import INSTANTIATE_KEYS, code_key_message
-from dlbasics.data import DATASETS
-from dlbasics.diagnostics import DiagConfig
-from dlbasics.ensembles import ENSEMBLES, EnsembleConfig
 from dlbasics.errors import ConfigError
-from dlbasics.loggers import LoggerConfig
-from dlbasics.losses import LossConfig, RegConfig
-from dlbasics.models import MODELS
-from dlbasics.models.base import OPTIONAL_GROUPS
-from dlbasics.optim import OPTIMIZERS, SCHEDULES
 from dlbasics.registry import Registry
 from dlbasics.schema import check_seed
-from dlbasics.trainer import TrainerConfig
+from dlbasics.schemas.activations import HIDDEN_ACTIVATIONS
+from dlbasics.schemas.data import DATASETS
+from dlbasics.schemas.diagnostics import DiagConfig
+from dlbasics.schemas.ensembles import ENSEMBLES, EnsembleConfig
+from dlbasics.schemas.loggers import LoggerConfig
+from dlbasics.schemas.losses import LossConfig, RegConfig
+from dlbasics.schemas.models import MODELS, OPTIONAL_GROUPS
+from dlbasics.schemas.optim import OPTIMIZERS, SCHEDULES
+from dlbasics.schemas.trainer import TrainerConfig
 
 # The groups whose choices each have a schema of their own, and where those are registered.
 CHOICES: dict[str, Registry] = {

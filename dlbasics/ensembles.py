@@ -46,59 +46,22 @@ from dlbasics.models.stacked import (
     soft_vote,
 )
 from dlbasics.optim import AdamConfig
-from dlbasics.registry import Registry
-from dlbasics.schema import check, check_choice
+
+# The ensembles' schemas and registry, kept importable from here (dlbasics/schemas/ensembles.py).
+from dlbasics.schemas.ensembles import (  # noqa: F401
+    ENSEMBLES,
+    BaggingConfig,
+    BoostingConfig,
+    EnsembleConfig,
+    StackingConfig,
+    VotingConfig,
+)
 from dlbasics.trainer import FitResult, Trainer, TrainerConfig
 
 if TYPE_CHECKING:
     from dlbasics.config import Config
 
 log = logging.getLogger("dlbasics")
-
-
-@dataclass
-class EnsembleConfig:
-    """No ensemble: one model."""
-
-    name: str = "none"
-
-
-@dataclass
-class VotingConfig(EnsembleConfig):
-    name: str = "voting"
-    members: int = 5  # K models of the chosen family, seeds trainer.seed … trainer.seed + K − 1
-    vote: str = "soft"  # soft: mean probability (mean value for regression) | hard: majority
-
-    def __post_init__(self) -> None:
-        check(self.members >= 2, "ensemble.members", self.members, "at least 2")
-        check_choice("ensemble.vote", self.vote, ("soft", "hard"))
-
-
-@dataclass
-class BaggingConfig(VotingConfig):
-    name: str = "bagging"
-
-
-@dataclass
-class BoostingConfig(EnsembleConfig):
-    name: str = "boosting"
-    members: int = 5  # at most; fewer when a member's weighted error reaches 0
-
-    def __post_init__(self) -> None:
-        check(self.members >= 2, "ensemble.members", self.members, "at least 2")
-
-
-@dataclass
-class StackingConfig(EnsembleConfig):
-    name: str = "stacking"
-    members: int = 5
-    folds: int = 5  # k: the training split cut in k parts for the out-of-fold predictions
-    meta_epochs: int = 200  # the meta-learner's epochs (full-batch, Adam)
-
-    def __post_init__(self) -> None:
-        check(self.members >= 2, "ensemble.members", self.members, "at least 2")
-        check(self.folds >= 2, "ensemble.folds", self.folds, "at least 2")
-        check(self.meta_epochs >= 1, "ensemble.meta_epochs", self.meta_epochs, ">= 1")
 
 
 # Stacking's meta-learner: a logistic regression on the members' probabilities, fitted on the
@@ -117,11 +80,6 @@ def meta_trainer_config(cfg: "Config") -> TrainerConfig:
         checkpoints=False,
         early_stopping=EarlyStoppingConfig(monitor="val_loss", patience=20),
     )
-
-
-ENSEMBLES: Registry[type] = Registry("ensemble")
-for _schema in (EnsembleConfig, VotingConfig, BaggingConfig, BoostingConfig, StackingConfig):
-    ENSEMBLES.register(_schema.name, _schema)(_schema)
 
 
 class Ensemble(Model):

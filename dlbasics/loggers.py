@@ -2,24 +2,13 @@
 
 import hashlib
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from torch import Tensor
 
-from dlbasics.schema import check_choice
-
-LOGGERS = ("tensorboard", "none")
-
-
-@dataclass
-class LoggerConfig:
-    name: str = "tensorboard"  # tensorboard | none
-
-    def __post_init__(self) -> None:
-        check_choice("logger.name", self.name, LOGGERS)
-
+# The schema of `logger`, kept importable from here (dlbasics/schemas/loggers.py).
+from dlbasics.schemas.loggers import LOGGERS, LoggerConfig  # noqa: F401
 
 # How often the writer thread flushes its file. SummaryWriter's default, 120 s, would leave
 # someone watching TensorBoard (which re-reads its logdir every few seconds) looking at a run

@@ -7,7 +7,6 @@ otherwise the output activation is applied first and the loss compares probabili
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +15,9 @@ from torch import Tensor, nn
 from dlbasics.activations import OUTPUT_ACTIVATIONS
 from dlbasics.data import DataSpec
 from dlbasics.errors import ConfigError
-from dlbasics.schema import check, check_choice
+
+# The schemas of `loss` and `reg`, kept importable from here (dlbasics/schemas/losses.py).
+from dlbasics.schemas.losses import LOSSES, LossConfig, RegConfig  # noqa: F401
 
 DEFAULT_OUTPUT_ACT = {
     "regression": "identity",
@@ -32,30 +33,6 @@ DEFAULT_LOSS = {
 }
 # The index of the <pad> token (data/translation.py): padded target steps add no loss.
 PAD = 0
-LOSSES = ("auto", *sorted(set(DEFAULT_LOSS.values())))  # auto: the task's default above
-
-
-@dataclass
-class LossConfig:
-    name: str = "auto"  # auto: cross_entropy (multi-class), bce (binary), mse (regression)
-
-    def __post_init__(self) -> None:
-        check_choice("loss.name", self.name, LOSSES)
-
-
-@dataclass
-class RegConfig:
-    """Regularisation (`reg=l1|l2|dropout`, combinable): what keeps a model from fitting the
-    noise of its training set."""
-
-    l1: float = 0.0  # coefficient of sum(|w|) over weight matrices, added to the loss
-    l2: float = 0.0  # coefficient of sum(w**2) over weight matrices, added to the loss
-    dropout: float = 0.0  # probability of dropping each hidden unit while training
-
-    def __post_init__(self) -> None:
-        check(self.l1 >= 0, "reg.l1", self.l1, "must be >= 0")
-        check(self.l2 >= 0, "reg.l2", self.l2, "must be >= 0")
-        check(0 <= self.dropout < 1, "reg.dropout", self.dropout, "a probability in [0, 1)")
 
 
 def has_accuracy(task: str) -> bool:

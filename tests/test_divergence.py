@@ -8,9 +8,10 @@ import torch
 from conftest import make_config, read_metrics, train_in_process
 from dlbasics.checkpoint import load_checkpoint
 from dlbasics.data import DataSplits, build_data
+from dlbasics.early_stopping import EarlyStopping, EarlyStoppingConfig
 from dlbasics.losses import build_objective
 from dlbasics.models import build_model
-from dlbasics.trainer import EarlyStopping, EarlyStoppingConfig, Trainer
+from dlbasics.trainer import Trainer
 
 # Plain SGD at lr 5 on iris: four epochs, then the loss of epoch 5 is over a million times
 # the untrained model's (it would overflow in epoch 8).

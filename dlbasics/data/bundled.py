@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dlbasics.data.core import DATASETS, DataSplits, SplitDataConfig, split
+from dlbasics.data.core import DATASETS, DataSplits, split
 from dlbasics.errors import DataError
+from dlbasics.schemas.data import BundledDataConfig
 
 log = logging.getLogger("dlbasics")
 
@@ -183,13 +184,6 @@ def bundled_names(name: str) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
     arrays = read_bundled(name)
     classes = tuple(arrays.target_names.tolist()) if arrays.target_names.size else None
     return tuple(arrays.feature_names.tolist()), classes
-
-
-@dataclass
-class BundledDataConfig(SplitDataConfig):
-    """One of scikit-learn's bundled data sets (no download)."""
-
-    name: str = "digits"
 
 
 def _load(cfg: BundledDataConfig) -> DataSplits:

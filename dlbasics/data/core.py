@@ -1,70 +1,17 @@
 """What a data set is: its task and shapes (DataSpec) and its three splits (DataSplits)."""
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
-from omegaconf import II, MISSING
 from torch import Tensor
 
 from dlbasics.errors import ConfigError
-from dlbasics.registry import Registry
-from dlbasics.schema import check, check_seed, check_size
+from dlbasics.schemas.data import DATASETS, DataConfig, SplitDataConfig
 
 # seq2seq: a sequence of tokens in, another out (translation; data/translation.py)
 TASKS = ("binary", "multiclass", "regression", "seq2seq")
-
-
-@dataclass
-class DataConfig:
-    name: str = MISSING
-    seed: int = II("seed")  # generation and split seed; follows the top-level `seed`
-
-    def __post_init__(self) -> None:
-        check_seed("data.seed", self.seed)
-
-
-@dataclass
-class SplitDataConfig(DataConfig):
-    # Held-out fractions of the whole set (or counts, when >= 1); the split is stratified.
-    val_size: float = 0.2
-    test_size: float = 0.2
-    standardize: bool = True  # zero mean, unit variance, fitted on the training split only
-    # Scale every feature to [0, 1] by the training split's min and max instead (the inputs of
-    # model=rbm and model=dbn are probabilities); held-out values are clipped into [0, 1].
-    # null: as the model needs (ModelConfig.needs_unit_range), resolved by config.validate.
-    unit_range: bool | None = None
-    # Keep the labels of only this many training samples per class (classification); the
-    # other training inputs stay, unlabelled, for unsupervised pre-training. null = all.
-    labels_per_class: int | None = None
-    # Train on only this fraction of the whole set (or count, when >= 1) of what the held-out
-    # splits leave; null = all of it. Few samples and a large model: overfitting to see.
-    train_size: float | None = None
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_size("data.val_size", self.val_size)
-        check_size("data.test_size", self.test_size)
-        check_size("data.train_size", self.train_size, "null (all), ")
-        if self.val_size < 1 and self.test_size < 1:
-            check(
-                self.val_size + self.test_size < 1,
-                "data.val_size + data.test_size",
-                self.val_size + self.test_size,
-                "the two fractions must leave data to train on (sum < 1)",
-            )
-        check_labels_per_class(self.labels_per_class)
-
-
-def check_labels_per_class(value: int | None) -> None:
-    check(
-        value is None or value >= 1,
-        "data.labels_per_class",
-        value,
-        "an integer >= 1, or null to keep every label",
-    )
 
 
 @dataclass(frozen=True)
@@ -140,9 +87,6 @@ class DataSplits:
         if self.feature_mean is None or self.feature_std is None:
             return x
         return (x - self.feature_mean.to(x.device)) / self.feature_std.to(x.device)
-
-
-DATASETS: Registry[Callable[[DataConfig], DataSplits]] = Registry("data")
 
 
 def build_data(cfg: DataConfig) -> DataSplits:

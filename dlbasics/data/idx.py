@@ -16,7 +16,6 @@ import gzip
 import math
 import struct
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,50 +24,18 @@ from torch import Tensor
 
 from dlbasics.data.core import (
     DATASETS,
-    DataConfig,
     DataSplits,
-    check_labels_per_class,
     classification_spec,
     held_out_count,
     make_splits,
     stratified_order,
 )
 from dlbasics.errors import ConfigError, DataError
-from dlbasics.schema import check, check_size
+from dlbasics.schemas.data import IdxDataConfig
 
 UNSIGNED_BYTE = 0x08
 # What the two kinds of file hold: (number of dimensions, description for messages).
 KINDS = {"images": (3, "images: count × rows × columns"), "labels": (1, "labels: count")}
-
-
-@dataclass
-class IdxDataConfig(DataConfig):
-    """MNIST-format files on disk: the training file is split into training and validation
-    sets; the t10k files are the test set."""
-
-    name: str = "idx"
-    root: str | None = None  # directory holding the four *-ubyte files (gzipped or not)
-    val_size: float = 0.1  # fraction (or count) of the training file held out, stratified
-    standardize: bool = True
-    unit_range: bool | None = None  # as in SplitDataConfig (null: as the model needs)
-    labels_per_class: int | None = None  # as in SplitDataConfig
-    limit: int | None = None  # use only the first N training images; null = all
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(
-            self.root is not None and self.root != "",
-            "data.root",
-            self.root,
-            "data=idx needs the directory holding train-images-idx3-ubyte, "
-            "train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte "
-            "(each may end in .gz), e.g. data.root=~/data/mnist",
-        )
-        check_size("data.val_size", self.val_size)
-        check(
-            self.limit is None or self.limit >= 2, "data.limit", self.limit, "null or at least 2"
-        )
-        check_labels_per_class(self.labels_per_class)
 
 
 def read_idx(path: Path, kind: str) -> Tensor:

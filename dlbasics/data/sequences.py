@@ -6,46 +6,12 @@
 """
 
 import math
-from dataclasses import dataclass
 
 import torch
 
-from dlbasics.data.bundled import BundledDataConfig, bundled_tensors
-from dlbasics.data.core import DATASETS, DataSplits, SplitDataConfig, split
-from dlbasics.data.toy import GeneratedDataConfig
-from dlbasics.schema import check
-
-
-@dataclass
-class SineDataConfig(GeneratedDataConfig):
-    """Windows of noisy sine waves; the target is the noise-free value that follows."""
-
-    name: str = "sine"
-    n_samples: int = 2000
-    noise: float = 0.1
-    length: int = 20  # time steps per window
-    many_to_many: bool = False  # a target after every step, not only after the last
-    standardize: bool = False  # the waves are already on a unit scale
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(self.length >= 1, "data.length", self.length, "must be >= 1")
-
-
-@dataclass
-class AddingDataConfig(SplitDataConfig):
-    """The adding problem: sum the two marked numbers of a long sequence."""
-
-    name: str = "adding"
-    n_samples: int = 10000
-    length: int = 50  # time steps per sequence
-    standardize: bool = False  # keeps the loss in the task's units (predicting the mean: 1/6)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(self.n_samples >= 10, "data.n_samples", self.n_samples, "at least 10")
-        check(self.length >= 2, "data.length", self.length, "at least 2 (one mark per half)")
-
+from dlbasics.data.bundled import bundled_tensors
+from dlbasics.data.core import DATASETS, DataSplits, split
+from dlbasics.schemas.data import AddingDataConfig, BundledDataConfig, SineDataConfig
 
 # Angular frequencies of the sine waves, in radians per step: periods of 10 to 30 steps.
 SINE_OMEGA = (2 * math.pi / 30, 2 * math.pi / 10)

@@ -6,19 +6,17 @@ column, so a bad cell can be found.
 """
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import MISSING
 
 from dlbasics.data.core import (
     DATASETS,
     DataSpec,
     DataSplits,
-    SplitDataConfig,
     classification_spec,
     make_splits,
     split_indices,
@@ -37,46 +35,12 @@ from dlbasics.data.table import (
     summary_lines,
 )
 from dlbasics.errors import DataError
-from dlbasics.schema import check, check_choice
+from dlbasics.schemas.data import CsvDataConfig
 
 log = logging.getLogger("dlbasics")
 
 # A numeric target with at most this many distinct integer values is taken as class labels.
 MAX_INFERRED_CLASSES = 20
-CSV_TASKS = ("auto", "classification", "regression")
-MISSING_POLICIES = ("impute", "drop", "error")
-
-
-@dataclass
-class CsvDataConfig(SplitDataConfig):
-    """The user's own table: a CSV file with a header row, one column of which is the target."""
-
-    name: str = "csv"
-    path: str = MISSING  # the CSV file; relative paths start in the current directory
-    target: str = MISSING  # name of the column to predict
-    # auto: classification when the target holds text, true/false or at most 20 distinct
-    # integers; regression otherwise.
-    task: str = "auto"
-    delimiter: str | None = None  # null: found from the file's first lines (, ; or tab)
-    columns: list[str] | None = None  # the feature columns; null: every one but target and drop
-    drop: list[str] = field(default_factory=list)  # columns that are not features (an ID)
-    categorical: list[str] = field(default_factory=list)  # numbers that are categories (a year)
-    # Missing cells of features: impute (median, most frequent value; fitted on the training
-    # rows), drop (their rows) or error. Rows without a target are always dropped.
-    missing: str = "impute"
-    max_categories: int = 50  # more categories in a column than this: an error (an ID column?)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_choice("data.task", self.task, CSV_TASKS)
-        check_choice("data.missing", self.missing, MISSING_POLICIES)
-        check(
-            self.delimiter is None or len(self.delimiter) == 1,
-            "data.delimiter",
-            self.delimiter,
-            "one character, or null to find it from the file",
-        )
-        check(self.max_categories >= 2, "data.max_categories", self.max_categories, ">= 2")
 
 
 @DATASETS.register("csv", CsvDataConfig)

@@ -1,69 +1,23 @@
 """Small generated data sets: logic gates, the oyster sorter, moons, circles and spirals."""
 
 import math
-from dataclasses import dataclass
 
 import torch
 
 from dlbasics.data.core import (
     DATASETS,
-    DataConfig,
     DataSplits,
-    SplitDataConfig,
     as_targets,
     classification_spec,
     split,
 )
-from dlbasics.schema import check
-
-
-@dataclass
-class GateDataConfig(DataConfig):
-    """A logic gate's truth table: four points, used as training, validation and test set."""
-
-    name: str = "and"
-
-
-@dataclass
-class GeneratedDataConfig(SplitDataConfig):
-    n_samples: int = 500
-    noise: float = 0.2  # std of the Gaussian noise added to each point
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(self.n_samples >= 10, "data.n_samples", self.n_samples, "at least 10")
-        check(self.noise >= 0, "data.noise", self.noise, "must be >= 0")
-
-
-@dataclass
-class CirclesDataConfig(GeneratedDataConfig):
-    noise: float = 0.1
-    factor: float = 0.5  # radius of the inner circle relative to the outer one
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(0 < self.factor < 1, "data.factor", self.factor, "must be in (0, 1)")
-
-
-@dataclass
-class SpiralsDataConfig(GeneratedDataConfig):
-    n_samples: int = 600
-    noise: float = 0.1
-    turns: float = 1.5  # how many times each arm winds around the centre
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(self.turns > 0, "data.turns", self.turns, "must be > 0")
-
-
-@dataclass
-class OystersDataConfig(GeneratedDataConfig):
-    n_samples: int = 600
-    mean_cm: float = 7.5  # oyster diameters ~ Normal(mean_cm, std_cm)
-    std_cm: float = 1.5
-    ripe_above_cm: float = 7.2  # where P(ripe) = 0.5 in the generating process
-    noise: float = 0.3  # logistic scale (cm) of label noise around that size
-    rule_cm: float = 7.5  # the hand-written rule `ripe if size > rule_cm`, scored for comparison
+from dlbasics.schemas.data import (
+    CirclesDataConfig,
+    GateDataConfig,
+    GeneratedDataConfig,
+    OystersDataConfig,
+    SpiralsDataConfig,
+)
 
 GATE_INPUTS = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
 GATE_OUTPUTS = {

@@ -13,14 +13,12 @@ source tokens, targets (n, T) target tokens ending in <eos>; both padded with <p
 source appears in two splits: each is drawn once.
 """
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
 from dlbasics.data.core import DATASETS, DataSpec, DataSplits, SplitDataConfig, split_indices
 from dlbasics.errors import ConfigError
-from dlbasics.schema import check
+from dlbasics.schemas.data import DigitStringDataConfig, NumbersDataConfig
 
 PAD, BOS, EOS = 0, 1, 2  # the indices of the special tokens
 SPECIALS = ("<pad>", "<bos>", "<eos>")
@@ -30,40 +28,6 @@ TEENS = ("ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen"
          "eighteen", "nineteen")  # fmt: skip
 TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
 WORDS = (*ONES, *TEENS, *TENS[2:], "hundred", "thousand")
-MAX_NUMBER = 999_999  # the largest number the words above can say
-
-
-@dataclass
-class NumbersDataConfig(SplitDataConfig):
-    """Every number from 0 to ``max_value``, digits in, English words out."""
-
-    name: str = "numbers"
-    max_value: int = 9999
-    standardize: bool = False  # tokens are indices, not measurements
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(
-            99 <= self.max_value <= MAX_NUMBER,
-            "data.max_value",
-            self.max_value,
-            f"an integer from 99 to {MAX_NUMBER}",
-        )
-
-
-@dataclass
-class DigitStringDataConfig(SplitDataConfig):
-    """Random strings of digits, each drawn once; the target is a function of the string."""
-
-    name: str = "reverse"
-    n_samples: int = 10000
-    length: int = 10  # digits per string
-    standardize: bool = False  # tokens are indices, not measurements
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(self.length >= 2, "data.length", self.length, "at least 2")
-        check(self.n_samples >= 10, "data.n_samples", self.n_samples, "at least 10")
 
 
 def number_words(n: int) -> list[str]:

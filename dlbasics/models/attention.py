@@ -15,8 +15,6 @@ import math
 import torch
 from torch import Tensor, nn
 
-POSITIONS = ("sinusoidal", "learned")  # model.positions
-
 
 class PositionalEncoding(nn.Module):
     """Adds to each position's vector a vector that says where it is: attention itself does

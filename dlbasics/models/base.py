@@ -1,53 +1,27 @@
-"""The interface every model trains through, the base of the models' config schemas, and the
-model registry."""
+"""The interface every model trains through, and how a model is built by name (its schema and
+registry are in dlbasics/schemas/models.py)."""
 
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 import torch
-from omegaconf import MISSING
 from torch import Tensor, nn
 
-from dlbasics.activations import OUTPUT_ACTIVATIONS
 from dlbasics.data import DataSpec, DataSplits
 from dlbasics.errors import ConfigError
 from dlbasics.losses import Objective, has_accuracy
-from dlbasics.registry import Registry
-from dlbasics.schema import check_choice
+
+# The model registry and the base of the models' schemas, kept importable from here: a model's
+# module registers its builder with @MODELS.register (dlbasics/schemas/models.py).
+from dlbasics.schemas.models import MODELS, OPTIONAL_GROUPS, ModelConfig  # noqa: F401
 
 if TYPE_CHECKING:  # the whole config, for the builders' signatures
     from dlbasics.config import Config
     from dlbasics.distributed import SingleProcess
     from dlbasics.models.stacked_layers import Weights
-
-# The groups a model may read besides its own keys; each model's schema says which it does
-# (ModelConfig.groups), and a user who sets one the chosen model ignores is told so.
-OPTIONAL_GROUPS = ("act", "reg")
-
-
-@dataclass
-class ModelConfig:
-    """The keys every model takes (`model=NAME` adds its own)."""
-
-    # What else the model reads: "act" (its hidden layers' activation), "reg" (L1/L2 penalties,
-    # dropout). A group the model does not read is left out of its config.
-    groups: ClassVar[tuple[str, ...]] = OPTIONAL_GROUPS
-
-    name: str = MISSING
-    # Output layer activation; "auto" follows the task: identity (regression),
-    # sigmoid (binary), softmax (multi-class). The perceptron's is always step.
-    output_act: str = "auto"
-
-    def __post_init__(self) -> None:
-        check_choice("model.output_act", self.output_act, ["auto", *OUTPUT_ACTIVATIONS.names()])
-
-    def needs_unit_range(self) -> bool:
-        """Whether the model's inputs must lie in [0, 1] (they are probabilities): what a
-        ``data.unit_range`` left null becomes (``config.validate``)."""
-        return False
 
 
 @dataclass
@@ -219,9 +193,6 @@ class Model(nn.Module):
         """Measures of the trained model for metrics.json, taken once after the test (an
         RBM's completion of half-hidden images); ``data``: the splits it was fitted on."""
         return {}
-
-
-MODELS: Registry[Callable[["Config", DataSpec], Model]] = Registry("model")
 
 
 def require_sample_rank(spec: DataSpec, name: str, rank: int, needs: str, use: str) -> None:

@@ -2,7 +2,6 @@
 layers."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
@@ -12,33 +11,14 @@ from dlbasics.activations import ActConfig, hidden_activation
 from dlbasics.data import DataSpec
 from dlbasics.errors import ConfigError
 from dlbasics.models import stacked_layers
-from dlbasics.models.base import MODELS, Model, ModelConfig, require_sample_rank
+from dlbasics.models.base import MODELS, Model, require_sample_rank
 from dlbasics.models.mlp import MLP
-from dlbasics.schema import check, check_choice, check_sizes
+from dlbasics.schemas.models import CNNConfig
 
 if TYPE_CHECKING:
     from dlbasics.config import Config
 
 POOL_LAYERS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
-
-
-@dataclass
-class CNNConfig(ModelConfig):
-    name: str = "cnn"
-    channels: list[int] = field(default_factory=lambda: [32, 64])  # one conv block per entry
-    kernel_size: int = 3  # square kernels, "same" padding: only pooling shrinks the image
-    pool: str = "max"  # max | avg
-    pool_size: int = 2  # each block divides height and width by this
-    batch_norm: bool = True  # after each convolution
-    dense: list[int] = field(default_factory=lambda: [128])  # hidden dense layers after the blocks
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_sizes("model.channels", self.channels, at_least_one=True)
-        check(self.kernel_size >= 1, "model.kernel_size", self.kernel_size, "must be >= 1")
-        check_choice("model.pool", self.pool, POOL_LAYERS)
-        check(self.pool_size >= 1, "model.pool_size", self.pool_size, "must be >= 1")
-        check_sizes("model.dense", self.dense)
 
 
 class CNN(Model):

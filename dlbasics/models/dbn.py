@@ -16,53 +16,19 @@ exit 130/143); so does a pre-training that diverges (stop_reason diverged). ``tr
 applies to every fit.
 """
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from dlbasics.data import DataSpec, DataSplits
 from dlbasics.images import image_shape
-from dlbasics.models.base import MODELS, Model, ModelConfig
+from dlbasics.models.base import MODELS, Model
 from dlbasics.models.rbm import RBM, check_unit_range
-from dlbasics.schema import check, check_sizes
+from dlbasics.schemas.models import DBNConfig
 
 if TYPE_CHECKING:
     from dlbasics.config import Config
-
-
-@dataclass
-class DBNConfig(ModelConfig):
-    """A deep belief network: RBMs pre-trained greedily, then fine-tuned as a classifier."""
-
-    groups: ClassVar[tuple[str, ...]] = ("reg",)  # sigmoid units; reg applies to fine-tuning
-
-    name: str = "dbn"
-    layers: list[int] = field(default_factory=lambda: [256, 128])
-    pretrain: bool = True  # false: the same network from random initialisation
-    pretrain_epochs: int = 30  # CD epochs for each layer's RBM
-    k: int = 1
-    pcd: bool = False
-    # Pre-training takes SGD with momentum on the CD estimate; `optim` is for fine-tuning.
-    pretrain_lr: float = 0.1
-    pretrain_momentum: float = 0.9
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_sizes("model.layers", self.layers, at_least_one=True)
-        check(self.pretrain_epochs >= 1, "model.pretrain_epochs", self.pretrain_epochs, ">= 1")
-        check(self.k >= 1, "model.k", self.k, "at least one Gibbs step")
-        check(self.pretrain_lr > 0, "model.pretrain_lr", self.pretrain_lr, "must be > 0")
-        check(
-            0 <= self.pretrain_momentum < 1,
-            "model.pretrain_momentum",
-            self.pretrain_momentum,
-            "must be in [0, 1)",
-        )
-
-    def needs_unit_range(self) -> bool:
-        return True  # the first RBM's visible units are Bernoulli: probabilities
 
 
 class DBN(Model):

@@ -2,7 +2,6 @@
 by ReLU, normalisation and a weight initialisation that keeps signals at a steady scale (§8)."""
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
@@ -10,9 +9,9 @@ from torch import Tensor, nn
 from dlbasics.activations import ActConfig
 from dlbasics.data import DataSpec
 from dlbasics.errors import ConfigError
-from dlbasics.models.base import MODELS, ModelConfig
-from dlbasics.models.mlp import MLP, NORM_LAYERS
-from dlbasics.schema import check, check_choice, check_sizes
+from dlbasics.models.base import MODELS
+from dlbasics.models.mlp import MLP
+from dlbasics.schemas.models import DNNConfig
 
 if TYPE_CHECKING:
     from dlbasics.config import Config
@@ -39,28 +38,6 @@ INITIALIZERS: dict[str, Callable[[Tensor, ActConfig], None]] = {
     # stay identical: symmetry is never broken, the lesson this choice exists for.
     "zeros": lambda w, act: nn.init.zeros_(w),
 }
-
-
-@dataclass
-class DNNConfig(ModelConfig):
-    name: str = "dnn"
-    depth: int = 3  # hidden layers, each `width` units wide ...
-    width: int = 256
-    hidden: list[int] = field(default_factory=list)  # ... unless listed here explicitly
-    norm: str = "batch"  # after each hidden linear layer: none | batch | layer
-    init: str = "he_normal"  # weight initialisation; "default" keeps PyTorch's
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(self.depth >= 1, "model.depth", self.depth, "at least 1 hidden layer")
-        check(self.width >= 1, "model.width", self.width, "must be >= 1")
-        check_sizes("model.hidden", self.hidden)
-        check_choice("model.norm", self.norm, ["none", *NORM_LAYERS])
-        check_choice("model.init", self.init, ["default", *INITIALIZERS])
-
-    @property
-    def layer_sizes(self) -> list[int]:
-        return list(self.hidden) if self.hidden else [self.width] * self.depth
 
 
 def initialize_weights(model: nn.Module, init: str, act: ActConfig) -> None:

@@ -1,7 +1,6 @@
 """The multi-layer perceptron: linear → activation → … → linear (docs/concepts.md §3)."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
@@ -11,21 +10,11 @@ from torch import Tensor, nn
 from dlbasics.activations import ActConfig, hidden_activation
 from dlbasics.data import DataSpec
 from dlbasics.models import stacked_layers
-from dlbasics.models.base import MODELS, Model, ModelConfig
-from dlbasics.schema import check_sizes
+from dlbasics.models.base import MODELS, Model
+from dlbasics.schemas.models import MLPConfig
 
 if TYPE_CHECKING:
     from dlbasics.config import Config
-
-
-@dataclass
-class MLPConfig(ModelConfig):
-    name: str = "mlp"
-    hidden: list[int] = field(default_factory=lambda: [128, 64])
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_sizes("model.hidden", self.hidden)
 
 
 class BatchNorm(nn.BatchNorm1d):

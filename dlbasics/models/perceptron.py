@@ -1,8 +1,7 @@
 """Rosenblatt's perceptron (1958): y = step(w·x + b), trained without gradients
 (docs/concepts.md §1)."""
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -12,17 +11,11 @@ from dlbasics.activations import step
 from dlbasics.data import DataSpec
 from dlbasics.errors import ConfigError
 from dlbasics.losses import Objective
-from dlbasics.models.base import MODELS, Model, ModelConfig
+from dlbasics.models.base import MODELS, Model
+from dlbasics.schemas.models import PerceptronConfig
 
 if TYPE_CHECKING:
     from dlbasics.config import Config
-
-
-@dataclass
-class PerceptronConfig(ModelConfig):
-    groups: ClassVar[tuple[str, ...]] = ()  # no hidden layers, and a rule that is not backprop
-
-    name: str = "perceptron"
 
 
 class Perceptron(Model):

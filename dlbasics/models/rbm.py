@@ -17,8 +17,7 @@ unit between the data and its mean-field reconstruction). Each epoch adds the
 pseudo-log-likelihood and the free energies of training and validation data.
 """
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -28,8 +27,8 @@ from dlbasics.data import DataSpec, DataSplits
 from dlbasics.errors import ConfigError
 from dlbasics.images import image_shape, tile
 from dlbasics.losses import Objective
-from dlbasics.models.base import MODELS, Model, ModelConfig
-from dlbasics.schema import check, check_choice
+from dlbasics.models.base import MODELS, Model
+from dlbasics.schemas.models import RBMConfig
 
 if TYPE_CHECKING:
     from dlbasics.config import Config
@@ -52,33 +51,6 @@ MEASURE_SEED = 0
 # Visible biases start at log(p / (1 − p)) for the fraction p of training inputs that are on;
 # p is kept this far from 0 and 1 so that pixels that are always off get a finite bias.
 BIAS_P_MIN = 1e-3
-# Visible units: bernoulli for inputs in [0, 1] (data.unit_range=true, what a null unit_range
-# becomes), gaussian for real-valued inputs of unit variance (data.standardize=true).
-VISIBLE_UNITS = ("bernoulli", "gaussian")
-
-
-@dataclass
-class RBMConfig(ModelConfig):
-    """A restricted Boltzmann machine trained by contrastive divergence."""
-
-    groups: ClassVar[tuple[str, ...]] = ("reg",)  # L1/L2 on the weights; no hidden layers
-
-    name: str = "rbm"
-    n_hidden: int = 100
-    k: int = 1  # Gibbs steps per update (CD-k)
-    pcd: bool = False  # persistent CD: the negative chains carry on across batches
-    visible: str = "bernoulli"
-    init_std: float = 0.01  # initial weights ~ Normal(0, init_std) (Hinton's practical guide)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check(self.n_hidden >= 1, "model.n_hidden", self.n_hidden, "must be >= 1")
-        check(self.k >= 1, "model.k", self.k, "at least one Gibbs step")
-        check_choice("model.visible", self.visible, VISIBLE_UNITS)
-        check(self.init_std > 0, "model.init_std", self.init_std, "must be > 0")
-
-    def needs_unit_range(self) -> bool:
-        return self.visible == "bernoulli"  # probabilities; Gaussian units take standardised
 
 
 class RBM(Model):

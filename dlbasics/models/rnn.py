@@ -6,39 +6,21 @@ lets them remember across long sequences (the adding problem shows the differenc
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from dlbasics.data import DataSpec
 from dlbasics.models import stacked_layers
-from dlbasics.models.base import MODELS, Model, ModelConfig, require_sample_rank
+from dlbasics.models.base import MODELS, Model, require_sample_rank
 from dlbasics.models.stacked_recurrent import stacked_recurrent
-from dlbasics.schema import check, check_choice
+from dlbasics.schemas.models import RNNConfig
 
 if TYPE_CHECKING:
     from dlbasics.config import Config
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}  # also the `cell` group's choices
-
-
-@dataclass
-class RNNConfig(ModelConfig):
-    groups: ClassVar[tuple[str, ...]] = ("reg",)  # the cells have their own tanh and sigmoids
-
-    name: str = "rnn"
-    cell: str = "lstm"  # rnn (Elman, tanh) | lstm | gru
-    hidden_size: int = 64
-    num_layers: int = 1  # stacked recurrent layers
-    bidirectional: bool = False  # also read each sequence from its end
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_choice("model.cell", self.cell, CELLS)
-        check(self.hidden_size >= 1, "model.hidden_size", self.hidden_size, "must be >= 1")
-        check(self.num_layers >= 1, "model.num_layers", self.num_layers, "must be >= 1")
 
 
 class RNN(Model):

@@ -16,8 +16,7 @@ Validation, test and predict.py decode greedily: the most likely token at each s
 the next step reads (``forward(x)``). Scores are (batch, target steps, vocabulary).
 """
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -28,59 +27,23 @@ from dlbasics.data import DataSpec, DataSplits
 from dlbasics.data.translation import BOS, PAD, decode
 from dlbasics.errors import ConfigError
 from dlbasics.models.attention import (
-    POSITIONS,
     DecoderLayer,
     EncoderLayer,
     PositionalEncoding,
     attention_image,
     causal_mask,
 )
-from dlbasics.models.base import MODELS, Batch, Model, ModelConfig
+from dlbasics.models.base import MODELS, Batch, Model
 from dlbasics.models.rnn import CELLS, _open_forget_gates
-from dlbasics.models.transformer import attention_maps, check_attention_sizes
-from dlbasics.schema import check, check_choice
+from dlbasics.models.transformer import attention_maps
+from dlbasics.schemas.models import Seq2SeqConfig
 
 if TYPE_CHECKING:
     from dlbasics.config import Config
 
-ARCHS = ("transformer", "recurrent")
-ATTENTIONS = ("none", "dot", "additive")
 MEASURED_TRAIN_SAMPLES = 1000  # train_token_acc, train_exact: on the first this many
 DECODE_CHUNK = 1024  # samples decoded at once when measuring, to bound memory
 SHOWN_SAMPLES = 4  # validation samples in the attention maps and the text panel
-
-
-@dataclass
-class Seq2SeqConfig(ModelConfig):
-    groups: ClassVar[tuple[str, ...]] = ("reg",)  # dropout; no hidden activation to choose
-
-    name: str = "seq2seq"
-    arch: str = "transformer"  # transformer | recurrent
-    d_model: int = 64  # numbers per token: the embeddings (and a Transformer's width)
-    heads: int = 4  # transformer: attention heads per layer; must divide d_model
-    layers: int = 2  # encoder layers, and as many decoder layers
-    ff: int = 128  # transformer: units of each layer's feed-forward part
-    positions: str = "sinusoidal"  # transformer: sinusoidal (fixed) | learned
-    norm_first: bool = True  # transformer: layer norm before each part (pre-LN), or after
-    cell: str = "lstm"  # recurrent: rnn | lstm | gru
-    hidden_size: int = 128  # recurrent: units of the encoder's and decoder's state
-    attention: str = "dot"  # recurrent: none | dot (Luong) | additive (Bahdanau)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_choice("model.arch", self.arch, ARCHS)
-        check_attention_sizes(self.d_model, self.heads, self.layers, self.ff)
-        check_choice("model.positions", self.positions, POSITIONS)
-        check_choice("model.cell", self.cell, CELLS)
-        check(self.hidden_size >= 1, "model.hidden_size", self.hidden_size, "must be >= 1")
-        check_choice("model.attention", self.attention, ATTENTIONS)
-        check(
-            self.arch == "recurrent" or self.attention == "dot",
-            "model.attention",
-            self.attention,
-            "model.arch=transformer attends by scaled dot products, always; none and "
-            "additive are for model.arch=recurrent",
-        )
 
 
 class Seq2Seq(Model):

@@ -8,58 +8,25 @@ every step, and then each step attends only to itself and the steps before it (a
 mask): the targets are the next values, which the later steps hold.
 """
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
 from dlbasics.data import DataSpec
 from dlbasics.models.attention import (
-    POSITIONS,
     EncoderLayer,
     PositionalEncoding,
     attention_image,
     causal_mask,
 )
-from dlbasics.models.base import MODELS, Model, ModelConfig, require_sample_rank
-from dlbasics.schema import check, check_choice
+from dlbasics.models.base import MODELS, Model, require_sample_rank
+from dlbasics.schemas.models import TransformerConfig
 
 if TYPE_CHECKING:
     from dlbasics.config import Config
 
 MAP_SAMPLES = 4  # validation samples drawn in each attention map
-
-
-@dataclass
-class TransformerConfig(ModelConfig):
-    groups: ClassVar[tuple[str, ...]] = ("reg",)  # its activation is the feed-forward's ReLU
-
-    name: str = "transformer"
-    d_model: int = 64  # numbers per step inside the model
-    heads: int = 4  # attention heads per layer; must divide d_model
-    layers: int = 2  # encoder layers
-    ff: int = 128  # units of each layer's feed-forward part
-    positions: str = "sinusoidal"  # sinusoidal (fixed) | learned
-    norm_first: bool = True  # layer norm before each part (pre-LN) or after it (post-LN)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_attention_sizes(self.d_model, self.heads, self.layers, self.ff)
-        check_choice("model.positions", self.positions, POSITIONS)
-
-
-def check_attention_sizes(d_model: int, heads: int, layers: int, ff: int) -> None:
-    check(d_model >= 1, "model.d_model", d_model, "must be >= 1")
-    check(heads >= 1, "model.heads", heads, "must be >= 1")
-    check(
-        d_model % heads == 0,
-        "model.heads",
-        heads,
-        f"must divide model.d_model={d_model} (each head takes d_model / heads numbers)",
-    )
-    check(layers >= 1, "model.layers", layers, "must be >= 1")
-    check(ff >= 1, "model.ff", ff, "must be >= 1")
 
 
 class Transformer(Model):

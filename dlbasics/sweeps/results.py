@@ -16,9 +16,9 @@ from typing import Any
 import yaml
 from omegaconf import OmegaConf
 
+from dlbasics.early_stopping import EarlyStoppingConfig
 from dlbasics.errors import ConfigError
 from dlbasics.sweeps.record import COMPLETED, FAILED, UNFINISHED, live_status, read_record
-from dlbasics.trainer import EarlyStoppingConfig
 
 SEED_KEYS = ("seed", "data.seed", "trainer.seed")  # overrides that only change the seed
 DEFAULT_MONITOR = EarlyStoppingConfig().monitor  # val_loss
