@@ -41,8 +41,13 @@ def test_the_example_follows_the_projects_style(tmp_path):
         if name.endswith(".py"):
             (tmp_path / "example.py").write_text(text)
             lint = subprocess.run(
-                [ROOT / ".venv" / "bin" / "ruff", "check", "--config", ROOT / "pyproject.toml",
-                 tmp_path / "example.py"],
+                [
+                    ROOT / ".venv" / "bin" / "ruff",
+                    "check",
+                    "--config",
+                    ROOT / "pyproject.toml",
+                    tmp_path / "example.py",
+                ],
                 capture_output=True,
                 text=True,
             )
@@ -111,3 +116,39 @@ def test_own_model_trains_as_a_choice_of_the_checkout(tmp_path):
     assert metrics["test_acc"] >= 0.9  # digits
     resolved = (metrics_file.parent / ".hydra" / "config.yaml").read_text()
     assert "name: resmlp" in resolved and "blocks: 4" in resolved and "name: tanh" in resolved
+
+
+def test_the_pages_training_step_backpropagates_its_loss():
+    """The page's CalmMLP: one step leaves the gradient of loss + strength · mean(scores²)."""
+    import torch
+
+    from conftest import make_config
+    from dlbasics.data import build_data
+    from dlbasics.models import build_model
+    from dlbasics.run import model_objective
+    from dlbasics.trainer import Trainer
+
+    namespace = {}
+    exec(block("python", "class CalmMLP"), namespace)  # noqa: S102  the page's code, as written
+    cfg = make_config(
+        "model=mlp",
+        "data=iris",
+        "logger=none",
+        "trainer.checkpoints=false",
+        "trainer.epochs=1",
+        "trainer.limit_batches=1",
+        "trainer=batch",
+    )
+    data = build_data(cfg.data)
+    plain = build_model(cfg, data.spec)
+    hidden, dropout = list(cfg.model.hidden), cfg.reg.dropout
+    calm = namespace["CalmMLP"](data.spec.n_features, hidden, data.spec.n_outputs, cfg.act, dropout)
+    calm.load_state_dict(plain.state_dict())
+    objective = model_objective(cfg, plain, data.spec)
+    scores = plain(data.x_train)
+    expected = objective(scores, data.y_train) + calm.strength * scores.pow(2).mean()
+    grads = torch.autograd.grad(expected, list(plain.parameters()))
+    trainer = Trainer(cfg.trainer, cfg.optim, cfg.schedule, torch.device("cpu"))
+    trainer.fit(calm, data, objective)
+    for grad, p in zip(grads, calm.parameters(), strict=True):  # the same operations, in order
+        assert torch.equal(p.grad, grad)
