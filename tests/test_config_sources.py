@@ -2,8 +2,8 @@
 checked here, key by key, and any difference fails with the group, the choice and the key.
 
 Defaults stand in two places: a choice's YAML file in configs/ (what a user reads, and what
-runs) and the schema dataclass next to the code that builds it (what a config made in Python,
-such as ``TrainerConfig()``, gets). The YAML is the source; the rules for the schema are:
+runs) and its schema dataclass in dlbasics/schemas/ (what a config made in Python, such as
+``TrainerConfig()``, gets). The YAML is the source; the rules for the schema are:
 
 - A group whose choices each have a schema (``dlbasics.config.CHOICES``: model, data, act,
   optim, schedule, ensemble): every key a choice's YAML file sets equals its schema's default.
@@ -36,11 +36,11 @@ from omegaconf import OmegaConf
 
 from conftest import CONFIGS
 from dlbasics.config import CHOICES, Config, flatten
-from dlbasics.diagnostics import DiagConfig
-from dlbasics.loggers import LOGGERS, LoggerConfig
-from dlbasics.losses import LOSSES, LossConfig, RegConfig
-from dlbasics.models.rnn import CELLS
-from dlbasics.trainer import TRAINER_MODES, TrainerConfig
+from dlbasics.schemas.diagnostics import DiagConfig
+from dlbasics.schemas.loggers import LOGGERS, LoggerConfig
+from dlbasics.schemas.losses import LOSSES, LossConfig, RegConfig
+from dlbasics.schemas.models import CELLS
+from dlbasics.schemas.trainer import TRAINER_MODES, TrainerConfig
 
 # The groups whose choices share one schema, and that schema.
 SHARED_SCHEMAS = {
