@@ -7,7 +7,7 @@ import signal
 import textwrap
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from dlbasics.boundary import check_can_draw, write_decision_boundary
 from dlbasics.callbacks import Callback
 from dlbasics.checkpoint import write_json
 from dlbasics.config import Config, flatten
-from dlbasics.data import DataSpec, build_data
+from dlbasics.data import DataSpec, DataSplits, build_data
 from dlbasics.diagnostics import Diagnostics
 from dlbasics.distributed import SingleProcess, check_batch_fits_ranks, join_ranks
 from dlbasics.ensembles import build_ensemble, ensemble_metrics, fit_ensemble, save_ensemble
@@ -92,65 +92,40 @@ def _train(
     swept: Sequence[str],
     callbacks: Sequence[Callback],
 ) -> dict[str, Any]:
+    """The stages of a run: data → model + objective → fit → the run directory. Each stage's
+    checks come with it, and all of them before anything is written."""
     device, main = parallel.device, parallel.is_main
     if cfg.trainer.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
-
-    data = build_data(cfg.data)
-    preprocessing = Preprocessing.from_splits(data)
-    if main:  # what new inputs need to look like the training data (scripts/predict.py)
-        preprocessing.save(run_dir)
-    check_batch_size(cfg.trainer, len(data.x_train), data.spec.name)
-    check_monitor(cfg.trainer, data.spec.task, data.spec.name)
-    check_batch_fits_ranks(cfg.trainer, len(data.x_train), parallel.world_size)
-    if cfg.diag.decision_boundary:
-        check_can_draw(data.spec)
-    torch.manual_seed(cfg.trainer.seed)  # after the data, so initialisation is its own seed
-    ensemble = cfg.ensemble.name != "none"  # K members combined (ensembles.py)
-    if ensemble and parallel.world_size > 1:
-        raise ConfigError(
-            f"ensemble={cfg.ensemble.name} under torchrun: an ensemble trains its members as "
-            "one computation in one process; run it without torchrun."
-        )
-    model = build_ensemble(cfg, data.spec) if ensemble else build_model(cfg, data.spec)
-    check_precision(cfg.trainer, device, cfg.model.name, learns_by_backprop(model))
-    data = model.prepare(data)  # what it fits: the data set, or (an RBM) its inputs
-    check_reported_monitor(cfg.trainer, data.spec.task, cfg.model.name, model.epoch_metric_names)
+    data, preprocessing = load_data(cfg, parallel.world_size)
+    model, data, objective = build_model_and_objective(cfg, data, device, parallel.world_size)
     n_params = sum(p.numel() for p in model.parameters())
     if main:
         check_output(run_dir, sum(p.numel() * p.element_size() for p in model.parameters()))
+    config_yaml = OmegaConf.to_yaml(asdict(cfg))  # (not OmegaConf.structured: twice as slow)
+    resume = load_resume_checkpoint(cfg, config_yaml)
     # boosting fits its members one after another; the other ensembles, as one stack
-    stacked = ensemble and cfg.ensemble.name != "boosting"
-    threads = set_threads(cfg.trainer.threads, n_params, device, stacked)
+    ensemble = cfg.ensemble.name != "none"
+    threads = set_threads(
+        cfg.trainer.threads, n_params, device, ensemble and cfg.ensemble.name != "boosting"
+    )
     if device.type == "cuda" and not cfg.trainer.deterministic and has_convolutions(model):
         # Batches keep their shape, so timing cuDNN's algorithms once per shape pays off.
         torch.backends.cudnn.benchmark = True
-    objective = model_objective(cfg, model, data.spec)
-    if main and cfg.model.name == "perceptron" and cfg.optim.name != "sgd":
-        log.info(
-            "note: the perceptron learning rule is w += lr·(t−y)·x under optim=sgd; "
-            f"optim={cfg.optim.name} rescales those updates."
-        )
 
-    several_fits = f"ensemble={cfg.ensemble.name}" if ensemble else f"model={cfg.model.name}"
-    check_resumable(cfg.trainer, several_fits, model.resumable)
-    config_yaml = OmegaConf.to_yaml(asdict(cfg))  # (not OmegaConf.structured: twice as slow)
-    resume = load_resume_checkpoint(cfg, config_yaml)
+    # --- from here on the run directory is written ----------------------------------------
+    if main:  # what new inputs need to look like the training data (scripts/predict.py)
+        preprocessing.save(run_dir)
+        if cfg.model.name == "perceptron" and cfg.optim.name != "sgd":
+            log.info(
+                "note: the perceptron learning rule is w += lr·(t−y)·x under optim=sgd; "
+                f"optim={cfg.optim.name} rescales those updates."
+            )
+        say(*run_summary(cfg, data, objective, n_params, device, threads, parallel.world_size))
     logger = build_logger(cfg.logger.name if main else "none", tensorboard_dir(run_dir, name))
     # rank 0 alone writes checkpoints; none at all with trainer.checkpoints=false
     checkpoint_dir = run_dir / "checkpoints" if main and cfg.trainer.checkpoints else None
-    if main:
-        ranks = f" ranks={parallel.world_size}" if parallel.world_size > 1 else ""
-        say(
-            f"model={cfg.model.name} ({n_params:,} parameters)",
-            f"data={data.spec.name} ({data.spec.task}): {len(data.x_train)} train, "
-            f"{len(data.x_val)} val, {len(data.x_test)} test samples",
-            f"loss={objective.loss} output={objective.output_act} optim={cfg.optim.name} "
-            f"lr={cfg.optim.lr:g} schedule={cfg.schedule.name}",
-            f"trainer={cfg.trainer.mode} device={device} threads={threads}{ranks}"
-            f"{speed_settings(cfg.trainer)}",
-        )
     try:
         with StopOnSignal() as interrupt:  # SIGINT/SIGTERM: save and stop between two steps
             trainer = Trainer(
@@ -174,38 +149,21 @@ def _train(
             if pretrained and pretrained[-1].stop_reason in ("interrupted", "diverged"):
                 fit = pretrained[-1]  # the run ends with that fit
                 stopped_in = fit.phase
+                fit = replace(fit, last={}, best_epoch=0, best_monitor=None, best_val_loss=None)
             elif ensemble:
                 fitted = fit_ensemble(model, data, objective, trainer, cfg, resume=resume)
                 fit = fitted.fit
             else:
                 fit = trainer.fit(model, data, objective, resume=resume)
-        if stopped_in:  # the model itself never trained: it has nothing to report
-            test_loss = test_acc = None
-            final_train = final_val = (None, None)
-            fit = replace(fit, last={}, best_epoch=0, best_monitor=None, best_val_loss=None)
-        else:
-            test_loss, test_acc = trainer.evaluate(model, data.x_test, data.y_test, objective)
-            # The weights the run ends with, on the training and validation splits without
-            # dropout: the gap between the two is what overfitting leaves.
-            final_train = trainer.evaluate(model, data.x_train, data.y_train, objective)
-            final_val = trainer.evaluate(model, data.x_val, data.y_val, objective)
-        metrics = run_metrics(
-            cfg,
-            fit,
-            (test_loss, test_acc),
-            final_train,
-            final_val,
-            model.epoch_metric_names,
-            objective,
-            preprocessing,
-            n_params,
-            len(data.x_train),
-            data.spec.task,
-            device,
-            threads,
+        fitted_run = FittedRun(
+            cfg, fit, model, data, objective, preprocessing, n_params, device, threads,
             parallel.world_size,
-            stopped_in,
-        )
+        )  # fmt: skip
+        if stopped_in:  # the model itself never trained: it has nothing to report
+            metrics = fitted_run.metrics(None, stopped_in=stopped_in)
+        else:
+            metrics = fitted_run.metrics(trainer)
+            metrics.update(model.final_metrics(data))  # the model's own (an RBM's completion)
         if pretrained:  # each layer's fit: its last epoch's measures (reconstruction, PLL, …)
             metrics["pretraining"] = [
                 {
@@ -217,8 +175,6 @@ def _train(
                 }
                 for p in pretrained
             ]
-        if not stopped_in:  # the trained model's own measures (an RBM's image completion)
-            metrics.update(model.final_metrics(data))
         if ensemble:  # each member's test and fit, and what the kind reports (oob_acc, alphas)
             metrics.update(ensemble_metrics(model, fitted, data, trainer, objective))
             if checkpoint_dir and not model.resumable:  # several fits: written once, at the end
@@ -254,15 +210,118 @@ def _train(
     if stopped_in:
         say(f"{fit.stop_reason} in {stopped_in}, after {fit.epochs_run} epochs of it: no test")
     else:
-        shown = f"test_loss {test_loss:.4f}" if test_acc is None else f"test_acc {test_acc:.4f}"
-        if "test_exact" in metrics:  # seq2seq: whole sequences right
-            shown += f" test_exact {metrics['test_exact']:.4f}"
-        say(
-            f"{shown} ({fit.stop_reason} after {fit.epochs_run} epochs, best epoch "
-            f"{fit.best_epoch}, fit {fit.fit_seconds:.1f}s)"
-        )
+        say(test_line(metrics, f"fit {fit.fit_seconds:.1f}s"))
     log.info(f"run directory: {shown_path(run_dir)}")  # whole, to copy
     return metrics
+
+
+# --- the stages of a run: data, and model + objective, each with its checks ---------------------
+
+
+def load_data(cfg: Config, world_size: int = 1) -> tuple[DataSplits, Preprocessing]:
+    """The splits ``cfg.data`` names and their preprocessing (fitted on the training split);
+    refuses trainer keys this data cannot take (batch size, monitor, ranks, drawing)."""
+    data = build_data(cfg.data)
+    check_batch_size(cfg.trainer, len(data.x_train), data.spec.name)
+    check_monitor(cfg.trainer, data.spec.task, data.spec.name)
+    check_batch_fits_ranks(cfg.trainer, len(data.x_train), world_size)
+    if cfg.diag.decision_boundary:
+        check_can_draw(data.spec)
+    return data, Preprocessing.from_splits(data)
+
+
+def build_model_and_objective(
+    cfg: Config, data: DataSplits, device: torch.device, world_size: int = 1
+) -> tuple[Model, DataSplits, Objective]:
+    """The model ``cfg`` names (or the ensemble of them), initialised from trainer.seed, the
+    splits it fits (an RBM's: its inputs) and its objective; refuses trainer keys the model
+    cannot take (precision, monitor, resume)."""
+    torch.manual_seed(cfg.trainer.seed)  # after the data, so initialisation is its own seed
+    ensemble = cfg.ensemble.name != "none"  # K members combined (ensembles.py)
+    if ensemble and world_size > 1:
+        raise ConfigError(
+            f"ensemble={cfg.ensemble.name} under torchrun: an ensemble trains its members as "
+            "one computation in one process; run it without torchrun."
+        )
+    model = build_ensemble(cfg, data.spec) if ensemble else build_model(cfg, data.spec)
+    check_precision(cfg.trainer, device, cfg.model.name, learns_by_backprop(model))
+    data = model.prepare(data)  # what it fits: the data set, or (an RBM) its inputs
+    check_reported_monitor(cfg.trainer, data.spec.task, cfg.model.name, model.epoch_metric_names)
+    several_fits = f"ensemble={cfg.ensemble.name}" if ensemble else f"model={cfg.model.name}"
+    check_resumable(cfg.trainer, several_fits, model.resumable)
+    return model, data, model_objective(cfg, model, data.spec)
+
+
+def run_summary(
+    cfg: Config,
+    data: DataSplits,
+    objective: Objective,
+    n_params: int,
+    device: torch.device,
+    threads: int,
+    world_size: int,
+) -> list[str]:
+    """The lines a run starts with: the model, the data, the objective, the trainer."""
+    ranks = f" ranks={world_size}" if world_size > 1 else ""
+    return [
+        f"model={cfg.model.name} ({n_params:,} parameters)",
+        f"data={data.spec.name} ({data.spec.task}): {len(data.x_train)} train, "
+        f"{len(data.x_val)} val, {len(data.x_test)} test samples",
+        f"loss={objective.loss} output={objective.output_act} optim={cfg.optim.name} "
+        f"lr={cfg.optim.lr:g} schedule={cfg.schedule.name}",
+        f"trainer={cfg.trainer.mode} device={device} threads={threads}{ranks}"
+        f"{speed_settings(cfg.trainer)}",
+    ]
+
+
+# --- the last stage: the fitted model measured, for metrics.json --------------------------------
+
+
+@dataclass
+class FittedRun:
+    """A fit and what it was fitted on: what metrics.json is made of (a stacked job's: its
+    own member's, with the group's fit)."""
+
+    cfg: Config
+    fit: FitResult
+    model: Model
+    data: DataSplits
+    objective: Objective
+    preprocessing: Preprocessing
+    n_params: int
+    device: torch.device
+    threads: int
+    world_size: int
+
+    def metrics(self, trainer: Trainer | None, stopped_in: str | None = None) -> dict[str, Any]:
+        """metrics.json: the fit, and the fitted model on the test split and, without
+        dropout, on the training and validation splits (the gap between the two is what
+        overfitting leaves). ``trainer`` None: a fit stopped in a phase before the model's
+        own (``stopped_in``): nothing to measure."""
+        data, model, objective = self.data, self.model, self.objective
+        none = (None, None)
+        test = final_train = final_val = none
+        if trainer is not None:
+            test = trainer.evaluate(model, data.x_test, data.y_test, objective)
+            final_train = trainer.evaluate(model, data.x_train, data.y_train, objective)
+            final_val = trainer.evaluate(model, data.x_val, data.y_val, objective)
+        return run_metrics(
+            self.cfg, self.fit, test, final_train, final_val, model.epoch_metric_names,
+            objective, self.preprocessing, self.n_params, len(data.x_train), data.spec.task,
+            self.device, self.threads, self.world_size, stopped_in,
+        )  # fmt: skip
+
+
+def test_line(metrics: dict[str, Any], fit_seconds: str) -> str:
+    """The line a run ends with: its test score, why it stopped and its best epoch."""
+    test_loss, test_acc = metrics["test_loss"], metrics["test_acc"]
+    shown = f"test_loss {test_loss:.4f}" if test_acc is None else f"test_acc {test_acc:.4f}"
+    if metrics.get("test_exact") is not None:  # seq2seq: whole sequences right
+        shown += f" test_exact {metrics['test_exact']:.4f}"
+    return (
+        f"{shown} ({metrics['stop_reason']} after {metrics['epochs_run']} epochs, best epoch "
+        f"{metrics['best_epoch']}, {fit_seconds})"
+    )
 
 
 def run_metrics(

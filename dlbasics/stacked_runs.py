@@ -26,24 +26,25 @@ from torch import Tensor
 
 from dlbasics.checkpoint import load_checkpoint, save_checkpoint, write_json
 from dlbasics.config import Config, flatten
-from dlbasics.data import DataSplits, build_data
+from dlbasics.data import DataSplits
 from dlbasics.errors import UserError
 from dlbasics.interrupt import StopOnSignal
 from dlbasics.loggers import Logger, build_logger
 from dlbasics.models import Model, build_model
 from dlbasics.models.stacked import MemberObjective, MemberSettings, StackedModel, can_stack
-from dlbasics.preflight import check_batch_size, check_monitor
 from dlbasics.preprocessing import Preprocessing
 from dlbasics.run import (
+    FittedRun,
     hparam_metrics,
     hparams,
+    load_data,
     model_objective,
     resolve_device,
-    run_metrics,
     say,
     set_threads,
     shown_path,
     tensorboard_dir,
+    test_line,
     train,
 )
 from dlbasics.run_lock import RunDirectoryLock
@@ -104,17 +105,15 @@ def train_group(
     launcher points them at that job's train.log)."""
     results: list[dict[str, Any] | BaseException | None] = [None] * len(jobs)
     prepared: list[tuple[int, DataSplits, Preprocessing]] = []
-    data_cache: dict[str, DataSplits] = {}
+    data_cache: dict[str, tuple[DataSplits, Preprocessing]] = {}
     for index, (cfg, _, _) in enumerate(jobs):
         with job_log(index):
             try:
-                key = repr(asdict(cfg.data))
+                key = repr(asdict(cfg.data))  # the jobs' data once per data config
                 if key not in data_cache:
-                    data_cache[key] = build_data(cfg.data)
-                data = data_cache[key]
-                check_batch_size(cfg.trainer, len(data.x_train), data.spec.name)
-                check_monitor(cfg.trainer, data.spec.task, data.spec.name)
-                prepared.append((index, data, Preprocessing.from_splits(data)))
+                    data_cache[key] = load_data(cfg)
+                data, preprocessing = data_cache[key]
+                prepared.append((index, data, preprocessing))
             except UserError as error:
                 results[index] = error
     if len(prepared) == 1:  # nothing to stack it with
@@ -218,26 +217,10 @@ def _train_stacked(
                 message=result["message"],
                 stop_signal=fit.stop_signal if result["stop_reason"] == "interrupted" else None,
             )
-            split = member_data
-            test = trainer.evaluate(member, split.x_test, split.y_test, objective)
-            final_train = trainer.evaluate(member, split.x_train, split.y_train, objective)
-            final_val = trainer.evaluate(member, split.x_val, split.y_val, objective)
-            metrics = run_metrics(
-                cfg,
-                member_fit,
-                test,
-                final_train,
-                final_val,
-                member.epoch_metric_names,
-                objective,
-                preprocessing,
-                n_params,
-                len(member_data.x_train),
-                spec.task,
-                device,
-                threads,
-                1,
-            )
+            metrics = FittedRun(
+                cfg, member_fit, member, member_data, objective, preprocessing, n_params, device,
+                threads, 1,
+            ).metrics(trainer)  # fmt: skip
             metrics["stacked_with"] = len(jobs)  # jobs trained as one computation with it
             write_json(metrics, run_dir / "metrics.json")
             if last is not None:
@@ -245,12 +228,7 @@ def _train_stacked(
                 _write_member_checkpoints(last, place, configs[k], run_dir / "checkpoints")
             loggers[k].log_hparams(hparams(cfg, first=swept), hparam_metrics(metrics))
             with job_log(index):
-                shown = f"test_loss {test[0]:.4f}" if test[1] is None else f"test_acc {test[1]:.4f}"
-                say(
-                    f"{shown} ({member_fit.stop_reason} after {member_fit.epochs_run} epochs, "
-                    f"best epoch {member_fit.best_epoch}; the group's fit "
-                    f"{fit.fit_seconds:.1f}s)"
-                )
+                say(test_line(metrics, f"the group's fit {fit.fit_seconds:.1f}s"))
                 log.info(f"run directory: {shown_path(run_dir)}")
             results.append(metrics)
     return results
