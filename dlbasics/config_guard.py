@@ -12,16 +12,17 @@ unpickles a file. What a user brings (the command line, a `--config-dir`, the di
   launcher's and sweeper's documented settings, the Optuna search space as data) and choose
   only the hydra/* options of HYDRA_CHOICES; a user's config directory holds no hydra/*
   configs and its files reach `hydra` only through those keys;
-- every resolver refuses to make a dict or a list (``harden_resolvers``): an interpolation
-  such as ``${oc.create:{_target_: …}}`` yields a value, never a node that could be
-  instantiated.
+- every resolver refuses to make a dict or a list (``harden_resolvers``, which each entry
+  point calls): an interpolation such as ``${oc.create:{_target_: …}}`` yields a value, never
+  a node that could be instantiated.
 
 The package's own configs (configs/) are trusted.
 """
 
-import functools
+import os
 import re
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,6 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from omegaconf.resolvers import oc
 
 from dlbasics.errors import ConfigError
 
@@ -295,45 +295,87 @@ def _read_yaml(path: Path) -> Any:
 
 # --- resolvers ---------------------------------------------------------------------------------
 
-# OmegaConf's own resolvers (omegaconf.resolvers.oc); Hydra's (now, hydra, python_version)
-# return strings or nodes of the hydra config, whose user-set keys are checked above.
+
+class ResolverMadeANode(ValueError):
+    """A resolver was asked for a dict or a list."""
+
+
+def _value(name: str, result: Any) -> Any:
+    """``result``, unless it is a dict or a list: in dlbasics an interpolation gives a value."""
+    if isinstance(result, (dict, list, DictConfig, ListConfig)):
+        made = "list" if isinstance(result, (list, ListConfig)) else "dict"
+        raise ResolverMadeANode(
+            f"${{{name}:…}} makes a {made}; in dlbasics an interpolation gives a value, "
+            "never a config node (which Hydra could instantiate)"
+        )
+    return result
+
+
+_NO_DEFAULT = object()  # a resolver's default argument that was not given
+
+
+def env(key: str, default: Any = _NO_DEFAULT) -> str | None:
+    """``${oc.env:NAME}``, ``${oc.env:NAME,default}``: an environment variable's text; the
+    default, where it is unset, as text too (null stays null)."""
+    if key in os.environ:
+        return os.environ[key]
+    if default is _NO_DEFAULT:
+        raise KeyError(f"Environment variable '{key}' not found")
+    return None if default is None else str(default)
+
+
+def select(key: str, default: Any = _NO_DEFAULT, *, _parent_: Any, _root_: Any) -> Any:
+    """``${oc.select:KEY,default}``: the value at KEY (from the top, or from this key's parent
+    when KEY starts with a dot), or the default where there is none."""
+    base = _parent_ if key.startswith(".") else _root_
+    if default is _NO_DEFAULT:
+        return _value("oc.select", OmegaConf.select(base, key))
+    return _value("oc.select", OmegaConf.select(base, key, default=default))
+
+
+def deprecated(key: str, message: str = "", *, _parent_: Any, _root_: Any) -> Any:
+    """``${oc.deprecated:NEW_KEY}``: the value at NEW_KEY, with a warning that this key moved."""
+    warnings.warn(message or f"a key is deprecated; use {key}", UserWarning, stacklevel=2)
+    return _value("oc.deprecated", select(key, _parent_=_parent_, _root_=_root_))
+
+
+def decode(text: str | None) -> Any:
+    """``${oc.decode:TEXT}``: the value TEXT writes, read as YAML ("3" → 3, "true" → True)."""
+    return _value("oc.decode", None if text is None else yaml.safe_load(text))
+
+
+def create(value: Any) -> Any:
+    """``${oc.create:…}`` makes a config node in OmegaConf; here only a value passes."""
+    return _value("oc.create", yaml.safe_load(value) if isinstance(value, str) else value)
+
+
+def _makes_a_list(name: str) -> Callable[..., Any]:
+    """A resolver that makes a list in OmegaConf (a dict's keys or values): refused."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        return _value(name, [])
+
+    return refuse
+
+
+# OmegaConf's own resolvers, by name, as dlbasics implements them: each gives a value, never a
+# dict or a list. Hydra's (now, hydra, python_version) return strings or nodes of the hydra
+# config, whose user-set keys are checked above.
 RESOLVERS: dict[str, Callable[..., Any]] = {
-    "oc.create": oc.create,
-    "oc.decode": oc.decode,
-    "oc.deprecated": oc.deprecated,
-    "oc.env": oc.env,
-    "oc.select": oc.select,
-    "oc.dict.keys": oc.dict.keys,
-    "oc.dict.values": oc.dict.values,
+    "oc.env": env,
+    "oc.select": select,
+    "oc.deprecated": deprecated,
+    "oc.decode": decode,
+    "oc.create": create,
+    "oc.dict.keys": _makes_a_list("oc.dict.keys"),
+    "oc.dict.values": _makes_a_list("oc.dict.values"),
 }
 
 
-class ResolverMadeANode(ValueError):
-    """A resolver returned a dict or a list."""
-
-
-def values_only(name: str, resolver: Callable[..., Any]) -> Callable[..., Any]:
-    """``resolver``, refusing to return a dict or a list (its signature kept, so that
-    OmegaConf still hands it the parent node where it asks for it)."""
-
-    @functools.wraps(resolver)
-    def resolve(*args: Any, **kwargs: Any) -> Any:
-        result = resolver(*args, **kwargs)
-        if isinstance(result, (dict, list, DictConfig, ListConfig)):
-            made = "list" if isinstance(result, (list, ListConfig)) else "dict"
-            raise ResolverMadeANode(
-                f"${{{name}:…}} makes a {made}; in dlbasics an interpolation gives a value, "
-                "never a config node (which Hydra could instantiate)"
-            )
-        return result
-
-    return resolve
-
-
 def harden_resolvers() -> None:
-    """Re-register every OmegaConf resolver so that none makes a dict or a list."""
+    """Put dlbasics' resolvers in the place of OmegaConf's, so that no interpolation makes a
+    dict or a list. Every entry point calls it before a config is composed (scripts/train.py,
+    its sweep jobs, the stacked launcher, dlbasics.load); calling it again changes nothing."""
     for name, resolver in RESOLVERS.items():
-        OmegaConf.register_new_resolver(name, values_only(name, resolver), replace=True)
-
-
-harden_resolvers()  # in every process that imports dlbasics: a launcher's workers too
+        OmegaConf.clear_resolver(name)
+        OmegaConf.register_new_resolver(name, resolver)

@@ -32,6 +32,7 @@ from torch import Tensor
 from dlbasics.checkpoint import BEST_PT, check_contents, load_checkpoint
 from dlbasics.cli import describe_hydra_error
 from dlbasics.config import Config, config_from_yaml, register_configs
+from dlbasics.config_guard import harden_resolvers
 from dlbasics.data import DATASETS, DataSplits, build_data
 from dlbasics.data.core import DataConfig
 from dlbasics.data.translation import PAD, SPECIALS, decode
@@ -133,6 +134,7 @@ def load(run_dir: str | Path, checkpoint: str = "best", device: str = "cpu") -> 
     """The model of the run in ``run_dir``, with the weights of ``checkpoints/<checkpoint>.pt``
     (best: the best epoch's; last: where training stopped), on ``device``. ``outputs/latest``
     names the newest run under outputs/ (dlbasics/latest.py)."""
+    harden_resolvers()  # the run's config (and data=… composed for it) may come from anyone
     run_dir = resolve_latest(Path(run_dir), RUN, "run directory")
     if checkpoint not in CHECKPOINTS:
         raise ConfigError(f"checkpoint={checkpoint!r} is not allowed: choose best or last.")

@@ -4,13 +4,17 @@
 .venv/bin/python scripts/train.py model=perceptron data=or optim=sgd
 .venv/bin/python scripts/train.py -m model=mlp act=relu,tanh   # a sweep (Hydra multirun)
 .venv/bin/python scripts/train.py -m model=mlp act=relu,tanh --resume   # finish that sweep
-.venv/bin/python scripts/train.py --help                    # groups and their choices
+.venv/bin/python scripts/train.py --help                    # groups, choices, their keys
+.venv/bin/python scripts/train.py --help model=cnn          # the keys of model=cnn
 torchrun --standalone --nproc_per_node=2 scripts/train.py   # data-parallel (distributed.py)
 
 Exit status (dlbasics/cli.py): 0 done, 2 a mistake in the input (one line on stderr),
 130/143 stopped by SIGINT/SIGTERM (after saving checkpoints/last.pt once training has begun),
 1 a bug. A sweep exits 0 when every job finished, 1 when some failed, 2 for a mistake found
 before any job ran (dlbasics/sweeps/callback.py).
+
+Torch (seconds to load) is imported only once a run is about to be built: ``--help`` and a
+mistake in the config answer without it.
 """
 
 import os
@@ -19,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# Ctrl-C while the imports below load torch (seconds) ends the start-up quietly, as later on.
+# Ctrl-C while the imports below load ends the start-up quietly, as later on.
 signal.signal(signal.SIGINT, lambda number, frame: sys.exit(128 + number))
 
 import hydra  # noqa: E402
@@ -29,13 +33,13 @@ from omegaconf import DictConfig  # noqa: E402
 
 from dlbasics.cli import fail, run_app, task  # noqa: E402
 from dlbasics.config import register_configs, validate  # noqa: E402
-from dlbasics.config_guard import refuse_code_in_arguments  # noqa: E402
+from dlbasics.config_guard import harden_resolvers, refuse_code_in_arguments  # noqa: E402
 from dlbasics.errors import UserError  # noqa: E402
-from dlbasics.run import train  # noqa: E402
-from dlbasics.sweeps.job import run_sweep_job  # noqa: E402
+from dlbasics.help import help_text  # noqa: E402
 from dlbasics.sweeps.resume import resume_argv  # noqa: E402
 
 register_configs()
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 # Under torchrun every rank runs this script. Rank 0 writes the run directory; the others write
 # nothing: no directory of their own (their clocks could name another), no .hydra/, no train.log.
@@ -44,13 +48,17 @@ OTHER_RANKS = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging
 
 @task
 def train_one(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    config = validate(cfg)
+    from dlbasics.run import train  # torch: now that the config is known to be right
+
     # Its TensorBoard run, tb/<overrides>, is named as a sweep's jobs are (sweeps/job.py):
     # `tensorboard --logdir outputs` tells runs apart by what they changed.
-    return train(validate(cfg), run_dir, name=HydraConfig.get().job.override_dirname)
+    return train(config, run_dir, name=HydraConfig.get().job.override_dirname)
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")
 def main(cfg: DictConfig) -> float | None:
+    harden_resolvers()  # again: a launcher's worker process (joblib, submitit) starts here
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if HydraConfig.get().mode == RunMode.MULTIRUN:  # a failed job is recorded, the sweep goes on
         if "RANK" in os.environ:
@@ -60,18 +68,24 @@ def main(cfg: DictConfig) -> float | None:
                 "configuration, or sweep with one process per job (e.g. "
                 "hydra/launcher=submitit_slurm on a cluster)."
             )
+        from dlbasics.sweeps.job import run_sweep_job  # torch, as train_one's
+
         return run_sweep_job(cfg, run_dir)
     return train_one(cfg, run_dir)
 
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.default_int_handler)  # KeyboardInterrupt: cli.run_app
+    harden_resolvers()  # no interpolation makes a dict or a list (config_guard.py)
     try:
         # What the user typed may not run code or reach hydra.* beyond its allowlist; the
         # overrides added below are this script's own.
         refuse_code_in_arguments(sys.argv[1:])
         # `-m … --resume`: finish an earlier sweep run with the same overrides
         sys.argv = resume_argv(sys.argv, config_name="config")
+        if {"--help", "-h"} & set(sys.argv[1:]):  # ours, from the schemas; --hydra-help: Hydra's
+            print(help_text(CONFIGS, sys.argv[1:]))
+            sys.exit(0)
     except UserError as error:
         fail(str(error))
     if os.environ.get("RANK", "0") != "0":

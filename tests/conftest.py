@@ -16,7 +16,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from dlbasics.cli import describe_hydra_error
 from dlbasics.config import Config, register_configs, validate
-from dlbasics.config_guard import refuse_code_in_arguments
+from dlbasics.config_guard import harden_resolvers, refuse_code_in_arguments
 from dlbasics.errors import UserError
 from dlbasics.run import train
 
@@ -25,6 +25,7 @@ CONFIGS = ROOT / "configs"
 TRAIN_SCRIPT = ROOT / "scripts" / "train.py"
 
 register_configs()
+harden_resolvers()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -26,7 +26,6 @@ from dlbasics.sweeps.record import COMPLETED, JOB_FILE, read_record
 from hydra_plugins.dlbasics_stacked_launcher.config import StackedLauncherConf
 
 SOME_FAILED = 1
-GRID_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"  # Hydra's default
 
 
 class SweepSummary(Callback):
@@ -35,7 +34,7 @@ class SweepSummary(Callback):
         stop before the first when any cannot run (left to the stacked launcher, which does
         it as it composes them: checks_its_jobs). Optuna draws its trials one at a time: a
         trial that cannot run is recorded as failed, and the search goes on."""
-        if config.hydra.sweeper.get("_target_") != GRID_SWEEPER or checks_its_jobs(config):
+        if not is_grid(config) or checks_its_jobs(config):
             return
         jobs = grid_jobs(list(config.hydra.overrides.task), config.hydra.sweeper.get("params"))
         refuse_jobs(
@@ -56,9 +55,14 @@ def checks_its_jobs(config: DictConfig) -> bool:
     """Whether the launcher composes and checks every job of the grid itself before running
     any (the stacked launcher, given the whole grid as one batch), so that composing each job
     here too would only double the sweep's start."""
-    grid = config.hydra.sweeper.get("_target_") == GRID_SWEEPER
     stacked = config.hydra.launcher.get("_target_") == StackedLauncherConf._target_
-    return grid and stacked and config.hydra.sweeper.get("max_batch_size") is None
+    return is_grid(config) and stacked and config.hydra.sweeper.get("max_batch_size") is None
+
+
+def is_grid(config: DictConfig) -> bool:
+    """Whether the sweep is a grid: Hydra's default sweeper, hydra/sweeper=basic, as Hydra
+    records the choice (not Optuna's, which draws its trials one at a time)."""
+    return config.hydra.runtime.choices.get("hydra/sweeper") == "basic"
 
 
 def refuse_jobs(problems: dict[int, tuple[list[str], str]], total: int) -> None:

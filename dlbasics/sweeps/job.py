@@ -40,10 +40,10 @@ from dlbasics.sweeps.record import (
     read_record,
     write_record,
 )
+from dlbasics.sweeps.resume import RESUME_ENV
 
 log = logging.getLogger("dlbasics")
 
-RESUME_ENV = "DLBASICS_RESUME"  # "1" in every job of a sweep run with --resume (resume.py)
 # What an earlier attempt of this job may have left behind. Removed before the job runs again:
 # two event files in one tb/<overrides>/ would show as one tangled run in TensorBoard.
 PREVIOUS_ATTEMPT = ("tb", "checkpoints", "metrics.json")

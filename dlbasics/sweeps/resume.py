@@ -18,9 +18,9 @@ from hydra.main import get_args_parser
 from omegaconf import OmegaConf
 
 from dlbasics.errors import ConfigError
-from dlbasics.sweeps.job import RESUME_ENV
 
 RESUME_FLAG = "--resume"
+RESUME_ENV = "DLBASICS_RESUME"  # "1" in every job of a sweep run with --resume (job.py)
 DEFAULT_SWEEPS_ROOT = Path("multirun")  # Hydra's default: multirun/<date>/<time>/
 SWEEP_DIR_KEY = "hydra.sweep.dir"
 

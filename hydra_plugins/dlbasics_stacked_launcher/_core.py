@@ -34,10 +34,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from dlbasics import stacked_runs
 from dlbasics.config import Config, validate
+from dlbasics.config_guard import harden_resolvers
 from dlbasics.errors import UserError
 from dlbasics.sweeps.callback import checks_its_jobs, refuse_jobs
-from dlbasics.sweeps.job import RESUME_ENV, SweepJob, completed_result, end_job, start_job
+from dlbasics.sweeps.job import SweepJob, completed_result, end_job, start_job
 from dlbasics.sweeps.record import JobRecord
+from dlbasics.sweeps.resume import RESUME_ENV
 
 from .stacked_launcher import StackedLauncher
 
@@ -73,6 +75,7 @@ def launch(
     """Run the batch's jobs, stacked where their keys are equal, and return one JobReturn per
     job in the batch's order. A job stopped by a signal ends the sweep (SystemExit), after
     the rest of its stack is recorded."""
+    harden_resolvers()  # before any job's config is composed and resolved here
     setup_globals()
     assert launcher.config is not None and launcher.hydra_context is not None
     configure_log(launcher.config.hydra.hydra_logging, launcher.config.hydra.verbose)
