@@ -38,11 +38,15 @@ and seconds until the CNN's validation accuracy on digits first reaches 0.98.
 It then measures start-up, the wall time of `scripts/train.py trainer.epochs=1` against
 `python -c "import torch"` and against a hand-written script that imports torch, reads the same
 digits, builds the same MLP and its torch.optim.Adam and trains one epoch, and the peak resident
-memory of a default `make train` run and of this process. Everything goes to a JSON file too.
+memory of a default `make train` run and of this process. Last, the answers that come before
+any training, `scripts/train.py --help` and a mistyped choice (`model=mlpp`), each the best of
+five runs, against `python -c "import hydra, omegaconf"`: they import no torch. Everything goes
+to a JSON file too.
 
     .venv/bin/python scripts/bench.py                           # every case (make bench)
     .venv/bin/python scripts/bench.py mlp_digits --rounds 50    # one case, more rounds
     .venv/bin/python scripts/bench.py --no-startup --json out.json
+    .venv/bin/python scripts/bench.py --answers-only            # --help and a mistake, seconds
     .venv/bin/python scripts/bench.py --device cuda             # only the GPU part
 
 Adding a case: write a function that prepares the data once on a device and returns its
@@ -701,6 +705,38 @@ def startup_and_memory(runs: int) -> dict:
     }
 
 
+# What answers before training (no torch), and the exit status each answers with.
+ANSWERS = {
+    "import hydra, omegaconf": (["-c", "import hydra, omegaconf"], 0),
+    "train.py --help": ([str(ROOT / "scripts" / "train.py"), "--help"], 0),
+    "train.py model=mlpp": ([str(ROOT / "scripts" / "train.py"), "model=mlpp"], 2),
+}
+
+
+def answers(runs: int) -> dict:
+    """The best of ``runs`` interleaved runs of each command of ANSWERS (the targets, in
+    docs/speed.md: a mistake within 0.3 s, --help within 0.5 s)."""
+    walls: dict[str, list[float]] = {name: [] for name in ANSWERS}
+    for _ in range(runs):
+        for name, (args, status) in ANSWERS.items():
+            started = time.perf_counter()
+            done = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True)
+            walls[name].append(time.perf_counter() - started)
+            if done.returncode != status:
+                raise RuntimeError(f"{name} exited {done.returncode}: {done.stderr[-500:]!r}")
+    return {"runs": runs, "best_seconds": {n: min(w) for n, w in walls.items()}, "all": walls}
+
+
+def answers_line(answered: dict) -> str:
+    best = answered["best_seconds"]
+    return (
+        f"answers (best of {answered['runs']}): train.py model=mlpp "
+        f"{best['train.py model=mlpp']:.2f} s (target <= 0.3), train.py --help "
+        f"{best['train.py --help']:.2f} s (target <= 0.5); import hydra, omegaconf "
+        f"{best['import hydra, omegaconf']:.2f} s"
+    )
+
+
 # --- reporting -------------------------------------------------------------------------------
 
 
@@ -819,6 +855,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads")
     parser.add_argument("--startup-runs", type=int, default=5, help="runs per start-up command")
     parser.add_argument("--no-startup", action="store_true", help="skip start-up and memory")
+    parser.add_argument(
+        "--answers-only",
+        action="store_true",
+        help="only time --help and a config mistake (seconds; no training)",
+    )
     parser.add_argument("--json", type=Path, default=ROOT / "outputs" / "bench.json")
     args = parser.parse_args()
     unknown = set(args.cases) - set(names)
@@ -826,6 +867,13 @@ def main() -> None:
         parser.error(
             f"unknown case(s) {', '.join(sorted(unknown))}; choose from {', '.join(names)}"
         )
+
+    if args.answers_only:
+        answered = answers(args.startup_runs)
+        print(answers_line(answered))
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"answers": answered}, indent=2) + "\n")
+        return
 
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device here (torch.cuda.is_available())")
@@ -868,15 +916,19 @@ def main() -> None:
                 f"peak RSS: make train {startup['make_train_peak_rss_mib']:.0f} MiB, "
                 f"import torch {startup['import_torch_peak_rss_mib']:.0f} MiB"
             )
+    answered = None if args.no_startup else answers(args.startup_runs)
     bench_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of this benchmark process: {bench_rss:.0f} MiB")
     print()
     print("\n".join(targets(results, startup, time_to_target)))
+    if answered:
+        print(answers_line(answered))
     report = {
         "machine": about,
         "results": results,
         "time_to_accuracy": time_to_target,
         "startup": startup,
+        "answers": answered,
         "bench_peak_rss_mib": bench_rss,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)

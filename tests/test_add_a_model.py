@@ -89,11 +89,24 @@ def test_own_model_trains_from_a_directory_of_ones_own(tmp_path):
 @pytest.mark.slow
 def test_own_model_trains_as_a_choice_of_the_checkout(tmp_path):
     """The page's "In the checkout" steps, in a copy of the checkout's code and configs: the
-    module in dlbasics/models/, imported from its __init__.py, the YAML in configs/model/."""
+    schema in dlbasics/schemas/models.py, the rest of the module in dlbasics/models/, imported
+    from its __init__.py, the YAML in configs/model/."""
     (tmp_path / "checkout").mkdir()
     checkout = mirror_checkout(tmp_path / "checkout", copied=("dlbasics", "configs", "scripts"))
+    module = USER_FILES["my_models/resmlp.py"]
+    schema = module[module.index("@dataclass\nclass ResMLPConfig") : module.index("class Residual")]
+    schemas = checkout / "dlbasics" / "schemas" / "models.py"
+    table = '        "dbn": DBNConfig,\n'
+    text = schemas.read_text().replace(table, table + '        "resmlp": ResMLPConfig,\n')
+    text = text.replace("\n# name → (the whole config", f"\n{schema}# name → (the whole config")
+    schemas.write_text(text)
+    module = module.replace(schema, "").replace("from dataclasses import dataclass\n", "")
+    module = module.replace("Model, ModelConfig\n", "Model\n").replace(
+        "from dlbasics.schema import check_sizes\n",
+        "from dlbasics.schemas.models import ResMLPConfig\n",
+    )
     models = checkout / "dlbasics" / "models"
-    (models / "resmlp.py").write_text(USER_FILES["my_models/resmlp.py"])
+    (models / "resmlp.py").write_text(module)
     init = (models / "__init__.py").read_text()
     imports = "from dlbasics.models import cnn, dbn, dnn, mlp, perceptron, rbm, rnn"
     assert imports in init
