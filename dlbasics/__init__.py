@@ -6,8 +6,19 @@ Use a trained run with ``dlbasics.load(run_dir)`` (``dlbasics/inference.py``).
 
 from typing import Any
 
+from dlbasics.errors import ConfigError, DataError
+
 __version__ = "0.1.0"
-__all__ = ["load"]
+__all__ = ["ConfigError", "DataError", "load", "train"]
+
+
+def train(*overrides: str, **options: Any) -> Any:
+    """Train one run from Python, as ``scripts/train.py <overrides>`` does: see
+    ``dlbasics.api.train`` (``data=``, ``target=``, ``run_dir=``, ``callbacks=``). Returns
+    its result: ``.metrics``, ``.run_dir``, ``.model``. (torch is imported on first use.)"""
+    from dlbasics.api import train as train_run
+
+    return train_run(*overrides, **options)
 
 
 def load(run_dir: Any, checkpoint: str = "best", device: str = "cpu") -> Any:

@@ -7,7 +7,8 @@ rebuilds the model from the config, puts the weights in, and applies the preproc
 raw inputs, as the data source gives them::
 
     run = dlbasics.load("outputs/latest")
-    run.predict(x)          # class labels (as the data names them), or values in raw units
+    run.predict(x)          # class labels (as the data names them), or values in raw units;
+                            # x: arrays, or rows (a pandas DataFrame, a list of dicts)
     run.predict_proba(x)    # one column per class, in the order of run.classes_
     run.model               # the torch.nn.Module
 
@@ -38,6 +39,7 @@ from dlbasics.data.core import DataConfig
 from dlbasics.data.translation import PAD, SPECIALS, decode
 from dlbasics.ensembles import Ensemble, build_ensemble
 from dlbasics.errors import ConfigError, DataError
+from dlbasics.inputs import named_rows
 from dlbasics.latest import RUN, resolve_latest
 from dlbasics.losses import Objective
 from dlbasics.models import Model, build_model
@@ -75,8 +77,10 @@ class TrainedModel:
 
     @torch.no_grad()
     def scores(self, x: Any) -> Tensor:
-        """The model's scores (output layer before its activation) for raw inputs ``x``."""
-        inputs = self.preprocessing.inputs(x)
+        """The model's scores (output layer before its activation) for raw inputs ``x``:
+        arrays or tensors of samples, or rows of named columns (a pandas DataFrame, a list of
+        dicts; a table run's columns as they were, encoded as training encoded them)."""
+        inputs = self.preprocessing.inputs(named_rows(x, self.preprocessing))
         device = next(self.model.parameters()).device
         chunks = [self.model(chunk.to(device)).cpu() for chunk in inputs.split(EVAL_CHUNK)]
         return torch.cat(chunks) if chunks else torch.zeros(0, self.preprocessing.n_outputs)
@@ -120,7 +124,8 @@ class TrainedModel:
                 "model=rbm and model=dbn do."
             )
         device = next(self.model.parameters()).device
-        return self.model.transform(self.preprocessing.inputs(x).to(device)).cpu().numpy()
+        inputs = self.preprocessing.inputs(named_rows(x, self.preprocessing))
+        return self.model.transform(inputs.to(device)).cpu().numpy()
 
     def _refuse_if_features(self, method: str) -> None:
         if self.learns_features:

@@ -1,15 +1,25 @@
-"""New inputs for a trained run, read from the files users have: a CSV table of feature rows
-(a header naming the columns as in training; for a run trained on a table, its columns as
-they were, encoded as training encoded them) or an MNIST-format (IDX) image file."""
+"""New inputs for a trained run, as users have them: a CSV table of feature rows (a header
+naming the columns as in training; for a run trained on a table, its columns as they were,
+encoded as training encoded them) or an MNIST-format (IDX) image file; in Python, the same
+rows as a pandas DataFrame or a list of dicts."""
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from dlbasics.data.idx import UNSIGNED_BYTE, read_idx
-from dlbasics.data.table import column_kind, encode, numbers, read_table, row_of
+from dlbasics.data.table import (
+    arrow_table,
+    column_kind,
+    encode,
+    is_table,
+    numbers,
+    read_table,
+    row_of,
+)
 from dlbasics.errors import DataError
 from dlbasics.preprocessing import Preprocessing
 
@@ -30,21 +40,34 @@ def read_inputs(path: Path, preprocessing: Preprocessing, ignored: set[str]) -> 
         images = read_idx(path, "images").unsqueeze(1).to(torch.get_default_dtype())
         return preprocessing.as_samples(images, f"the images of {path} ({images.shape[2]}×"
                                         f"{images.shape[3]} pixels)")
+    table = read_table(path, None, str(path))
     if preprocessing.table is not None:  # a table of numbers, categories and gaps
-        return read_table_rows(path, preprocessing)
-    return read_feature_table(path, preprocessing, ignored)
+        return table_rows(table, preprocessing, str(path))
+    return feature_table(table, preprocessing, ignored, str(path))
 
 
-def read_table_rows(path: Path, preprocessing: Preprocessing) -> Tensor:
-    """The rows of a table file as the features the run's table encoders make of them
-    (preprocessing.json's ``table``): columns matched by name, the training target and the
-    columns training did not use ignored, missing cells filled as in training."""
+def named_rows(x: Any, preprocessing: Preprocessing) -> Any:
+    """What a Python user holds as a model's raw inputs: a pandas DataFrame or a list of
+    dicts (rows of named columns) read as a CSV file of them is, columns matched by name
+    (``read_inputs``); anything else (arrays, tensors, lists of numbers) as it is."""
+    if not is_table(x):
+        return x
+    where = "the DataFrame" if not isinstance(x, list) else "the rows (a list of dicts)"
+    table = arrow_table(x, where)
+    if preprocessing.table is not None:
+        return table_rows(table, preprocessing, where)
+    return feature_table(table, preprocessing, set(), where)
+
+
+def table_rows(table: Any, preprocessing: Preprocessing, where: str) -> Tensor:
+    """The rows of a table (a pyarrow Table) as the features the run's table encoders make
+    of them (preprocessing.json's ``table``): columns matched by name, the training target
+    and the columns training did not use ignored, missing cells filled as in training.
+    ``where`` names the table in errors."""
     fitted = preprocessing.table
-    where = str(path)
-    table = read_table(path, None, where)
     needed = [encoder["name"] for encoder in fitted["columns"]]
     ignored = {fitted["target"], *fitted["ignored"]}
-    _check_columns(path, table.column_names, needed, ignored)
+    _check_columns(where, table.column_names, needed, ignored)
     columns = {}
     for encoder in fitted["columns"]:
         name, column = encoder["name"], table.column(encoder["name"])
@@ -60,8 +83,8 @@ def read_table_rows(path: Path, preprocessing: Preprocessing) -> Tensor:
     return torch.from_numpy(encode(columns, fitted["columns"], where, refuse_missing=refuse))
 
 
-def _check_columns(path: Path, header: list[str], needed: list[str], ignored: set[str]) -> None:
-    """Refuse a file that lacks a needed column or has one training did not have."""
+def _check_columns(where: str, header: list[str], needed: list[str], ignored: set[str]) -> None:
+    """Refuse a table that lacks a needed column or has one training did not have."""
     unknown = [name for name in header if name not in needed and name not in ignored]
     missing = [name for name in needed if name not in header]
     if unknown or missing:
@@ -71,19 +94,19 @@ def _check_columns(path: Path, header: list[str], needed: list[str], ignored: se
         if unknown:
             problems.append(f"has column(s) training did not have: {', '.join(_few(unknown))}")
         raise DataError(
-            f"{path} {' and '.join(problems)}; it needs the {len(needed)} columns "
+            f"{where} {' and '.join(problems)}; it needs the {len(needed)} columns "
             f"{', '.join(_few(needed))} (in any order)."
         )
 
 
-def read_feature_table(path: Path, preprocessing: Preprocessing, ignored: set[str]) -> Tensor:
-    """The rows of a CSV table as (n, features), its columns matched to the training features
-    by name (in any order); a missing feature, a column training did not have, a cell that is
-    not a number or an empty one is refused, naming it."""
-    where = str(path)
-    table = read_table(path, None, where)
+def feature_table(
+    table: Any, preprocessing: Preprocessing, ignored: set[str], where: str
+) -> Tensor:
+    """The rows of a table of numbers (a pyarrow Table) as (n, features), its columns matched
+    to the training features by name (in any order); a missing feature, a column training did
+    not have, a cell that is not a number or an empty one is refused, naming it."""
     features = list(preprocessing.features)
-    _check_columns(path, table.column_names, features, ignored)
+    _check_columns(where, table.column_names, features, ignored)
     values = []
     for name in features:
         column = table.column(name)

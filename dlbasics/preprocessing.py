@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -193,6 +194,8 @@ class Preprocessing:
         """Raw inputs as a float tensor of shape (n, *input_shape): rows of ``n_features``
         values (a table, scikit-learn's flat digit rows) or samples of the input shape (images
         of 1×8×8); ``where`` names them in the error for any other shape."""
+        if isinstance(x, np.ndarray) and not x.flags.writeable:  # pandas' .values, say
+            x = x.copy()  # (torch warns about a tensor sharing a read-only array's memory)
         x = torch.as_tensor(x, dtype=torch.get_default_dtype())
         if x.ndim >= 1 and tuple(x.shape[1:]) == self.input_shape:
             return x

@@ -7,7 +7,8 @@ screen like the lines of Keras' ``fit``. It fits in 80 columns::
     epoch  3/20  loss 0.1234  acc 0.9650  val_loss 0.1234  val_acc 0.9650  1.2s
 
 On a terminal, an epoch that runs for more than ``DELAY`` seconds also shows a tqdm bar
-(steps done, steps/s, time left) that disappears when the epoch ends. Anywhere else (a pipe,
+(steps done, steps/s, time left) that disappears when the epoch ends; in a Jupyter notebook
+the bar is tqdm's widget (``tqdm.auto``, with ipywidgets installed). Anywhere else (a pipe,
 a file, CI, ``| tee``) there is no bar, only the plain lines. ``TQDM_DISABLE=1`` turns the bar
 off on a terminal too.
 """
@@ -22,7 +23,8 @@ import sys
 from collections.abc import Iterable
 from typing import TextIO, TypeVar
 
-from tqdm import tqdm
+# tqdm.auto: the terminal's bar, or in a Jupyter notebook its widget (with ipywidgets)
+from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 T = TypeVar("T")
@@ -62,7 +64,7 @@ class Progress:
             consoles = [h.stream for h in handlers if _is_console(h)]
             stream = consoles[0] if consoles else sys.stderr
         self.stream = stream
-        self.live = _is_terminal(stream)
+        self.live = _is_terminal(stream) or in_notebook()
         self._bar: tqdm | None = None
         self._exit = contextlib.ExitStack()
 
@@ -195,6 +197,14 @@ def _console_loggers(logger: logging.Logger) -> list[logging.Logger]:
             found.append(current)
         current = current.parent if current.propagate else None
     return found
+
+
+def in_notebook() -> bool:
+    """Whether this runs in a Jupyter kernel (a notebook), where tqdm.auto draws the bar as a
+    widget: tqdm's own test, which imports nothing."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
 
 
 def _is_terminal(stream: TextIO) -> bool:

@@ -376,6 +376,8 @@ def run_metrics(
         "world_size": world_size,  # processes that trained it (torchrun)
         "n_params": n_params,
         "n_train": n_train,
+        # the data set (data=…): arrays or dataframe for what a Python session held
+        "data": cfg.data.name,
         "task": task,
         "classes": list(preprocessing.classes or []) or None,  # as the data names them
         "loss": objective.loss,  # the loss function (loss=auto resolved): what losses compare

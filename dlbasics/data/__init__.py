@@ -3,6 +3,6 @@
 from dlbasics.data.core import DATASETS, DataSpec, DataSplits, build_data
 
 # Importing the modules registers their data sets.
-from dlbasics.data import bundled, idx, sequences, tabular, toy, translation  # noqa: E402,F401  isort: skip
+from dlbasics.data import bundled, idx, memory, sequences, tabular, toy, translation  # noqa: E402,F401  isort: skip
 
 __all__ = ["DATASETS", "DataSpec", "DataSplits", "build_data"]

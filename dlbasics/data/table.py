@@ -130,6 +130,37 @@ def _line_with_fields(path: Path, delimiter: str, count: int) -> int | str:
     return "?"
 
 
+def is_table(x: Any) -> bool:
+    """Whether ``x`` is rows of named columns held in Python: a pandas DataFrame, or a list
+    of dicts (one per row)."""
+    if isinstance(x, list):
+        return bool(x) and all(isinstance(row, dict) for row in x)
+    return type(x).__name__ == "DataFrame" and type(x).__module__.startswith("pandas")
+
+
+def arrow_table(rows: Any, where: str) -> Any:
+    """A pandas DataFrame, or a list of dicts, as a pyarrow Table of typed columns, as
+    ``read_table`` gives a file's: missing values (NaN, None) as missing cells, a pandas
+    category column as its values. Errors name the rows as ``where``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        if isinstance(rows, list):
+            table = pa.Table.from_pylist(rows)
+        else:
+            table = pa.Table.from_pandas(rows, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as error:
+        raise DataError(f"{where} cannot be read as a table: {error}.") from None
+    if table.num_rows == 0:
+        raise DataError(f"{where} holds no rows.")
+    columns = [
+        pc.cast(column, column.type.value_type) if pa.types.is_dictionary(column.type) else column
+        for column in table.columns
+    ]
+    return pa.table(columns, names=[str(name).strip() for name in table.column_names])
+
+
 def sniff_delimiter(sample: str) -> str:
     """The delimiter of a CSV sample: of `,`, `;` and tab, the one that splits its first lines
     (quotes respected) into the same number of fields, more than one, the most; `,` if none

@@ -35,7 +35,7 @@ from dlbasics.data.table import (
     summary_lines,
 )
 from dlbasics.errors import DataError
-from dlbasics.schemas.data import CsvDataConfig
+from dlbasics.schemas.data import CsvDataConfig, TableDataConfig
 
 log = logging.getLogger("dlbasics")
 
@@ -46,7 +46,13 @@ MAX_INFERRED_CLASSES = 20
 @DATASETS.register("csv", CsvDataConfig)
 def load_csv(cfg: CsvDataConfig) -> DataSplits:
     where = f"data.path={cfg.path}"
-    table = read_table(Path(cfg.path).expanduser(), cfg.delimiter, where)
+    return table_splits(read_table(Path(cfg.path).expanduser(), cfg.delimiter, where), cfg, where)
+
+
+def table_splits(table: Any, cfg: TableDataConfig, where: str) -> DataSplits:
+    """A table (a pyarrow Table: a CSV file's, or a pandas DataFrame's) as the splits of data
+    set ``cfg.name``: features encoded by encoders fitted on the training rows, the target as
+    class indices or values. ``where`` names the table in errors."""
     features = _feature_columns(cfg, table.column_names, where)
     # What each column is, judged on every row (errors name rows as the file numbers them).
     kinds = {
@@ -60,7 +66,7 @@ def load_csv(cfg: CsvDataConfig) -> DataSplits:
     ignored = [name for name in table.column_names if name not in features]
 
     y, task, classes = _targets(table.column(cfg.target), cfg, where, kept)
-    train, val, test = split_indices("csv", y, cfg, stratified=task == "classification")
+    train, val, test = split_indices(cfg.name, y, cfg, stratified=task == "classification")
     encoders = [
         fit_encoder(name, kinds[name], columns[name], train.numpy(), cfg.max_categories, where)
         for name in features
@@ -77,16 +83,16 @@ def load_csv(cfg: CsvDataConfig) -> DataSplits:
     ]
     del columns
     if task == "classification":
-        spec = classification_spec("csv", parts[0][0], y)
+        spec = classification_spec(cfg.name, parts[0][0], y)
     else:
-        spec = DataSpec("csv", "regression", (parts[0][0].shape[1],), 1)
+        spec = DataSpec(cfg.name, "regression", (parts[0][0].shape[1],), 1)
     data = make_splits(spec, *parts, cfg.standardize, bool(cfg.unit_range))
     names = tuple(name for encoder in encoders for name in encoded_names(encoder))
     fitted = {"target": cfg.target, "ignored": ignored, "columns": encoders, "missing": cfg.missing}
     return replace(data, feature_names=names, class_names=classes, table=fitted)
 
 
-def _feature_columns(cfg: CsvDataConfig, names: list[str], where: str) -> list[str]:
+def _feature_columns(cfg: TableDataConfig, names: list[str], where: str) -> list[str]:
     """The feature columns: data.columns, else every column but the target and data.drop."""
     if cfg.target not in names:
         raise DataError(
@@ -102,7 +108,7 @@ def _feature_columns(cfg: CsvDataConfig, names: list[str], where: str) -> list[s
     return features
 
 
-def _rows_kept(table: Any, cfg: CsvDataConfig, features: list[str], where: str) -> np.ndarray:
+def _rows_kept(table: Any, cfg: TableDataConfig, features: list[str], where: str) -> np.ndarray:
     """The indices of the rows to learn from: those with a target (the others are counted in
     the log) and, with data.missing=drop, no gap; data.missing=error refuses the first gap."""
     keep = np.asarray(table.column(cfg.target).is_valid())
@@ -134,7 +140,7 @@ def _take(columns: dict[str, Any], rows: torch.Tensor) -> dict[str, Any]:
 
 
 def _targets(
-    column: Any, cfg: CsvDataConfig, where: str, rows: np.ndarray
+    column: Any, cfg: TableDataConfig, where: str, rows: np.ndarray
 ) -> tuple[torch.Tensor, str, Any]:
     """The target column as class indices (and the class names) or as numbers; the task.
     ``rows``: each value's row index in the file, for errors."""

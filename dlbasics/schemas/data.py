@@ -199,16 +199,15 @@ MISSING_POLICIES = ("impute", "drop", "error")
 
 
 @dataclass
-class CsvDataConfig(SplitDataConfig):
-    """The user's own table: a CSV file with a header row, one column of which is the target."""
+class TableDataConfig(SplitDataConfig):
+    """A table of one's own, one column of which is the target: how its columns become
+    features (data/table.py). A CSV file (data=csv) or a pandas DataFrame (data=dataframe),
+    each of which names its ``target`` column (after the file: the first thing data=csv
+    asks for is its path)."""
 
-    name: str = "csv"
-    path: str = MISSING  # the CSV file; relative paths start in the current directory
-    target: str = MISSING  # name of the column to predict
     # auto: classification when the target holds text, true/false or at most 20 distinct
     # integers; regression otherwise.
     task: str = "auto"
-    delimiter: str | None = None  # null: found from the file's first lines (, ; or tab)
     columns: list[str] | None = None  # the feature columns; null: every one but target and drop
     drop: list[str] = field(default_factory=list)  # columns that are not features (an ID)
     categorical: list[str] = field(default_factory=list)  # numbers that are categories (a year)
@@ -221,13 +220,51 @@ class CsvDataConfig(SplitDataConfig):
         super().__post_init__()
         check_choice("data.task", self.task, CSV_TASKS)
         check_choice("data.missing", self.missing, MISSING_POLICIES)
+        check(self.max_categories >= 2, "data.max_categories", self.max_categories, ">= 2")
+
+
+@dataclass
+class CsvDataConfig(TableDataConfig):
+    """The user's own table: a CSV file with a header row, one column of which is the target."""
+
+    name: str = "csv"
+    path: str = MISSING  # the CSV file; relative paths start in the current directory
+    target: str = MISSING  # name of the column to predict
+    delimiter: str | None = None  # null: found from the file's first lines (, ; or tab)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         check(
             self.delimiter is None or len(self.delimiter) == 1,
             "data.delimiter",
             self.delimiter,
             "one character, or null to find it from the file",
         )
-        check(self.max_categories >= 2, "data.max_categories", self.max_categories, ">= 2")
+
+
+@dataclass
+class DataFrameConfig(TableDataConfig):
+    """A pandas DataFrame given to ``dlbasics.train(data=frame, target="column")``: its
+    columns read as data=csv reads a file's. The rows are not saved with the run."""
+
+    name: str = "dataframe"
+    target: str = MISSING  # name of the column to predict: dlbasics.train's target=…
+
+
+@dataclass
+class ArrayDataConfig(SplitDataConfig):
+    """Arrays given to ``dlbasics.train(data=(X, y))``: NumPy arrays, torch tensors or lists;
+    X holds one sample per row (n, features) or per entry (n, *sample shape), y their labels
+    or values. They are not saved with the run."""
+
+    name: str = "arrays"
+    # auto: classification when y holds text, true/false or at most 20 distinct integers (as
+    # data=csv's target); regression otherwise.
+    task: str = "auto"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice("data.task", self.task, CSV_TASKS)
 
 
 @dataclass
@@ -273,6 +310,9 @@ DATASETS: Registry = Registry(
         # files of one's own (data/tabular.py, data/idx.py)
         "csv": CsvDataConfig,
         "idx": IdxDataConfig,
+        # what a Python session holds: dlbasics.train(data=…) (data/memory.py)
+        "arrays": ArrayDataConfig,
+        "dataframe": DataFrameConfig,
         # sequences (data/sequences.py) and translations (data/translation.py)
         "seq_digits": BundledDataConfig,
         "sine": SineDataConfig,
