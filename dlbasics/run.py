@@ -18,6 +18,7 @@ from dlbasics.boundary import check_can_draw, write_decision_boundary
 from dlbasics.callbacks import Callback
 from dlbasics.checkpoint import write_json
 from dlbasics.config import Config, flatten
+from dlbasics.cores import free_cores
 from dlbasics.data import DataSpec, DataSplits, build_data
 from dlbasics.diagnostics import Diagnostics
 from dlbasics.distributed import SingleProcess, check_batch_fits_ranks, join_ranks
@@ -453,12 +454,14 @@ def speed_settings(cfg: TrainerConfig) -> str:
 def set_threads(
     threads: int | str, n_params: int, device: torch.device, stacked: bool = False
 ) -> int:
-    """``trainer.threads``: auto gives a small model one thread and a large one every core.
-    ``stacked`` members (a StackedModel) count by their parameters together, against a
-    smaller size (SMALL_STACK_PARAMS)."""
+    """``trainer.threads``: auto gives a small model one thread and a large one every core
+    that no other process is busy on when it starts (cores.py). ``stacked`` members (a
+    StackedModel) count by their parameters together, against a smaller size
+    (SMALL_STACK_PARAMS)."""
     if threads == "auto":
         small = SMALL_STACK_PARAMS if stacked else SMALL_MODEL_PARAMS
-        threads = ALL_THREADS if device.type != "cpu" or n_params >= small else 1
+        large = device.type != "cpu" or n_params >= small
+        threads = free_cores(ALL_THREADS) if large else 1
     torch.set_num_threads(int(threads))
     return int(threads)
 
