@@ -1,9 +1,13 @@
 """Callbacks (dlbasics/callbacks.py, docs/callbacks.md): the hooks are called in the documented
 order, a user's callback can stop a fit or drop a step, and every fit of a run calls it."""
 
-import pytest
+import subprocess
+import sys
 
-from conftest import make_config
+import pytest
+from doc_commands import fenced_blocks
+
+from conftest import ROOT, make_config
 from dlbasics.callbacks import Callback
 from dlbasics.run import train
 
@@ -87,3 +91,17 @@ def test_every_fit_of_a_run_calls_the_users_callbacks(tmp_path, overrides):
     fits = recorder.calls.count("fit_start")
     assert fits == recorder.calls.count("fit_end") >= (3 if "model=dbn" in overrides else 1)
 
+
+
+def test_the_pages_example_runs_as_written(tmp_path):
+    (example,) = [
+        text
+        for language, text in fenced_blocks((ROOT / "docs" / "callbacks.md").read_text())
+        if language == "python"
+    ]
+    result = subprocess.run(
+        [sys.executable, "-c", example], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    reason, epochs, seen = result.stdout.split()[-3:]
+    assert reason == "early_stopping" and epochs == seen and 1 <= int(epochs) < 200
