@@ -32,7 +32,7 @@ from omegaconf.errors import OmegaConfBaseException
 from dlbasics.callbacks import Callback
 from dlbasics.cli import describe_hydra_error
 from dlbasics.config import register_configs, validate
-from dlbasics.config_guard import refuse_code_in_arguments
+from dlbasics.config_guard import harden_resolvers, refuse_code_in_arguments
 from dlbasics.data.memory import HELD
 from dlbasics.data.table import is_table
 from dlbasics.errors import ConfigError
@@ -142,6 +142,7 @@ def compose_config(overrides: list[str]) -> DictConfig:
     run directory's pattern, the job's name); ConfigError with the command line's message for
     a mistake."""
     register_configs()
+    harden_resolvers()  # as every entry point: no interpolation makes a dict or a list
     try:
         with hydra_on_dlbasics_configs():
             return compose(config_name="config", overrides=overrides, return_hydra_config=True)

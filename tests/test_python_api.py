@@ -21,6 +21,7 @@ from sklearn.datasets import load_iris
 import dlbasics
 from conftest import ROOT, cli_env, read_metrics, run_cli
 from dlbasics.api import compose_config, make_run_dir
+from dlbasics.callbacks import Callback
 
 FAST = ("trainer.epochs=2", "logger=none")
 # What differs between two runs of one config: when and how long they ran.
@@ -134,6 +135,26 @@ def test_predict_matches_a_run_s_feature_names_in_a_dataframe(tmp_path):
     assert list(result.model.predict(shuffled)) == list(result.model.predict(x.head(4).values))
 
 
+class EpochsSeen(Callback):
+    """Notes each epoch's validation loss, and stops the fit after the second epoch."""
+
+    def __init__(self):
+        self.val_losses = []
+
+    def on_validation_end(self, loop):
+        self.val_losses.append(loop.metrics["val_loss"])
+        if loop.epoch == 2:
+            loop.wants_stop = "seen_enough"  # why the fit stops: metrics.json's stop_reason
+
+
+def test_your_callbacks_are_called_in_the_fit(tmp_path):
+    seen = EpochsSeen()
+    result = dlbasics.train("data=iris", "logger=none", callbacks=[seen], run_dir=tmp_path)
+    assert result.metrics["epochs_run"] == 2 and len(seen.val_losses) == 2
+    assert result.metrics["stop_reason"] == "seen_enough"
+    assert seen.val_losses[-1] == pytest.approx(result.metrics["val_loss"])
+
+
 @pytest.mark.parametrize(
     "overrides",
     [["optim.lr=abc"], ["model=nope"], ["optim.nope=1"], ["act=tanh", "model=perceptron"]],
@@ -210,6 +231,32 @@ def test_evaluate_on_an_arrays_run_exits_2_asking_for_data(tmp_path):
     assert evaluated.returncode == 2, evaluated.stderr
     assert "data=arrays" in evaluated.stderr and "data=NAME" in evaluated.stderr
     assert len(evaluated.stderr.strip().splitlines()) == 1
+
+
+def test_a_notebook_trains_and_predicts(tmp_path):
+    """A small notebook, run by a Jupyter kernel as a user's would be: the epoch lines show in
+    the cell's output, and the progress display knows it is in a notebook (tqdm.auto)."""
+    nbclient = pytest.importorskip("nbclient")
+    nbformat = pytest.importorskip("nbformat")
+    pytest.importorskip("ipykernel")
+    cells = [
+        "import dlbasics\nfrom dlbasics.progress import in_notebook\nassert in_notebook()",
+        "from sklearn.datasets import load_iris\nX, y = load_iris(return_X_y=True)\n"
+        "result = dlbasics.train('trainer.epochs=2', 'logger=none', data=(X, y), run_dir='run')",
+        "print(result.model.predict(X[:3]), result.metrics['test_acc'])",
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    env = {**cli_env(), "PYTHONPATH": str(ROOT)}
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        client = nbclient.NotebookClient(
+            notebook, timeout=240, kernel_name="python3", resources={"metadata": {"path": tmp_path}}
+        )
+        client.execute()
+    training = "".join(output.get("text", "") for output in notebook.cells[1].outputs)
+    assert "epoch 2/2" in training and "test_acc" in training
+    assert (tmp_path / "run" / "train.log").exists()
 
 
 def test_the_readme_s_python_example_runs_in_a_fresh_interpreter(tmp_path):
