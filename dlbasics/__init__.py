@@ -1,7 +1,8 @@
 """dlbasics: the fundamentals of deep learning as a Hydra-configured PyTorch framework.
 
 Start at ``dlbasics/run.py`` (one run, end to end) and ``dlbasics/trainer.py`` (the loop).
-Use a trained run with ``dlbasics.load(run_dir)`` (``dlbasics/inference.py``).
+Use a trained run with ``dlbasics.load(run_dir)`` (``dlbasics/inference.py``); train one from
+Python with ``dlbasics.train(*overrides, data=…)`` (``dlbasics/api.py``).
 """
 
 from typing import Any

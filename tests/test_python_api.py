@@ -233,6 +233,16 @@ def test_evaluate_on_an_arrays_run_exits_2_asking_for_data(tmp_path):
     assert len(evaluated.stderr.strip().splitlines()) == 1
 
 
+def test_the_python_page_s_examples_run_as_written(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    page = (ROOT / "docs" / "python.md").read_text()
+    namespace = {}
+    for language, code in fenced_blocks(page):
+        if language == "python":
+            exec(code, namespace)  # noqa: S102  the page's code, as written, one block after another
+    assert len(list(tmp_path.glob("outputs/*/*/metrics.json"))) == 3
+
+
 def test_a_notebook_trains_and_predicts(tmp_path):
     """A small notebook, run by a Jupyter kernel as a user's would be: the epoch lines show in
     the cell's output, and the progress display knows it is in a notebook (tqdm.auto)."""
