@@ -327,13 +327,10 @@ def _env_set(config: DictConfig) -> dict[str, str]:
 
 @contextmanager
 def _hydra_config(config: DictConfig) -> Iterator[None]:
-    """Inside: ``config`` is the job config HydraConfig.get() returns (as run_job sets it)."""
-    previous = HydraConfig.instance().cfg
+    """Inside: ``config`` is the job config HydraConfig.get() returns. Set as run_job sets it,
+    and left set after, as run_job leaves it (the basic launcher ends with the last job's)."""
     HydraConfig.instance().set_config(config)
-    try:
-        yield
-    finally:
-        HydraConfig.instance().cfg = previous
+    yield
 
 
 # --- each job's log file -----------------------------------------------------------------------
