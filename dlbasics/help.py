@@ -109,8 +109,8 @@ def chosen_choices(overrides: Sequence[str], groups: dict[str, list[str]]) -> di
 def choice_lines(configs: Path, group: str, name: str) -> list[str]:
     """``group=name``: what it is (its YAML file's first comment), then each key's value
     (the YAML file's, else the schema's default) and comment (the schema's, else the file's)."""
-    path = configs / group / f"{name}.yaml"
-    text = path.read_text()
+    path = configs / group / f"{name}.yaml"  # none for a choice of one's own config directory
+    text = path.read_text() if path.is_file() else ""
     about = [line.lstrip("# ") for line in _leading_comments(text)]
     registry = CHOICES.get(group)
     schema = registry.schemas().get(name) if registry else SHARED_SCHEMAS.get(group)
