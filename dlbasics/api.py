@@ -74,14 +74,15 @@ def train(
 
     ``overrides``: the command line's, e.g. ``"model=dnn"``, ``"optim.lr=0.01"``.
     ``data``: ``"digits"`` (a data set's name, as ``data=digits``), arrays ``(X, y)`` (NumPy,
-    torch or lists: data=arrays), or a pandas DataFrame whose ``target`` column is predicted
-    (data=dataframe, encoded as data=csv encodes a file).
+    torch or lists: data=arrays), or a pandas DataFrame (or a list of dicts, one per row)
+    whose ``target`` column is predicted (data=dataframe, encoded as data=csv encodes a file).
     ``run_dir``: where the run is written; None: a new directory under outputs/, as the
     command line's (unique, also for two runs started in the same second).
     ``callbacks``: your own (dlbasics/callbacks.py, docs/callbacks.md), called in every fit.
 
-    Raises ConfigError for a mistake in the overrides, DataError for data that cannot be used,
-    both before anything is written."""
+    Raises ConfigError for a mistake in the overrides (before anything is written, as far as
+    the config alone tells it) and DataError for data that cannot be used: as the command
+    line, such a run directory keeps only .hydra/ and train.log."""
     overrides = [*overrides, *data_overrides(data, target, overrides)]
     refuse_code_in_arguments(overrides)  # what the command line refuses before Hydra reads it
     composed = compose_config(overrides)
@@ -113,7 +114,7 @@ def data_overrides(data: Any, target: str | None, overrides: Sequence[str]) -> l
         raise ConfigError("data is chosen twice: by an override data=… and by data=; keep one.")
     if isinstance(data, str):
         return [f"data={data}"]
-    if is_table(data) and not isinstance(data, list):
+    if is_table(data):
         if target is None:
             raise ConfigError(
                 "data=DataFrame needs target='column': the column to predict; the others are "
