@@ -36,10 +36,12 @@ from dlbasics.config import register_configs, validate  # noqa: E402
 from dlbasics.config_guard import harden_resolvers, refuse_code_in_arguments  # noqa: E402
 from dlbasics.errors import UserError  # noqa: E402
 from dlbasics.help import help_text  # noqa: E402
+from dlbasics.sweeps.overrides import keys_beside_swept_groups  # noqa: E402
 from dlbasics.sweeps.resume import resume_argv  # noqa: E402
 
 register_configs()
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+GROUPS = sorted(path.name for path in CONFIGS.iterdir() if path.is_dir() and path.name != "hydra")
 
 # Under torchrun every rank runs this script. Rank 0 writes the run directory; the others write
 # nothing: no directory of their own (their clocks could name another), no .hydra/, no train.log.
@@ -81,6 +83,9 @@ if __name__ == "__main__":
         # What the user typed may not run code or reach hydra.* beyond its allowlist; the
         # overrides added below are this script's own.
         refuse_code_in_arguments(sys.argv[1:])
+        # -m optim=momentum,nesterov optim.momentum=0.5: the key set in each job, where the
+        # job's own choice of its group is known (not in the sweep's base config)
+        sys.argv = keys_beside_swept_groups(sys.argv, GROUPS)
         # `-m … --resume`: finish an earlier sweep run with the same overrides
         sys.argv = resume_argv(sys.argv, config_name="config")
         if {"--help", "-h"} & set(sys.argv[1:]):  # ours, from the schemas; --hydra-help: Hydra's

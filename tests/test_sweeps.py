@@ -475,3 +475,39 @@ def test_the_swept_keys_are_those_given_several_values_on_the_command_line_or_th
         "act=tanh",
         "seed=1",
     ]
+
+
+@pytest.mark.parametrize(
+    "swept",
+    [
+        ["optim=momentum,nesterov", "optim.momentum=0.5"],
+        ["ensemble=voting,bagging", "ensemble.members=3"],
+    ],
+    ids=["optim", "ensemble"],
+)
+def test_a_key_beside_a_swept_group_applies_to_every_job_whose_choice_takes_it(swept, tmp_path):
+    """The default choice (optim=adam, ensemble=none) lacks the key: it is set per job."""
+    result = run_cli(
+        "-m", *swept, "data=iris", "trainer.epochs=1", "logger=none", f"hydra.sweep.dir={tmp_path}"
+    )
+    assert result.returncode == 0, result.stderr
+    assert statuses(tmp_path) == {"0": "completed", "1": "completed"}
+    group, _, value = swept[1].partition("=")
+    for job in job_dirs(tmp_path).values():
+        config = OmegaConf.load(job / ".hydra" / "config.yaml")
+        assert str(OmegaConf.select(config, group)) == value
+        assert swept[1] in OmegaConf.load(job / ".hydra" / "overrides.yaml")
+
+
+def test_a_key_some_swept_choices_lack_stops_the_sweep_naming_those_jobs(tmp_path):
+    result = run_cli(
+        "-m", "optim=sgd,momentum", "optim.momentum=0.5", "data=iris", "trainer.epochs=1",
+        "logger=none", f"hydra.sweep.dir={tmp_path}",
+    )  # fmt: skip
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert lines[0] == "error: 1 of the sweep's 2 jobs cannot run, so none was started:"
+    assert lines[1].startswith("  job 0 (optim=sgd optim.momentum=0.5")
+    assert "does not apply to optim=sgd" in lines[1]
+    assert "a sweep of their own" in lines[2]
+    assert not (tmp_path / "1" / "metrics.json").exists()

@@ -28,6 +28,10 @@ from hydra_plugins.dlbasics_stacked_launcher.config import StackedLauncherConf
 SOME_FAILED = 1
 
 
+# How config.validate refuses a key the job's choice of a group does not take.
+NOT_THIS_CHOICE = "does not apply to"
+
+
 class SweepSummary(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """A grid sweep's jobs are all known before it runs: compose and validate each, and
@@ -79,6 +83,12 @@ def refuse_jobs(problems: dict[int, tuple[list[str], str]], total: int) -> None:
         sep="\n",
         file=sys.stderr,
     )
+    if any(NOT_THIS_CHOICE in problem for _, problem in problems.values()):
+        print(
+            "A key set beside a swept group applies to every job whose choice takes it; sweep "
+            "the choices that do not take it in a sweep of their own, without the key.",
+            file=sys.stderr,
+        )
     sys.exit(USER_ERROR)
 
 

@@ -3,12 +3,16 @@
 ``hydra.sweeper.params`` (a preset's grid, an Optuna search space)."""
 
 import functools
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override
+from hydra.core.override_parser.types import Override, OverrideType
+from hydra.errors import HydraException
 from omegaconf import OmegaConf
+
+from dlbasics.sweeps.resume import parse_hydra_args
 
 SWEEP_FILE = "multirun.yaml"  # the sweep's config, written by Hydra's grid sweeper as it starts
 
@@ -56,3 +60,34 @@ def job_values(overrides: list[str], keys: list[str]) -> list[str]:
         key, _, value = line.partition("=")
         by_key[key.lstrip("+~")] = f"{key.lstrip('+~')}={value}"
     return [by_key[key] for key in keys if key in by_key]
+
+
+def keys_beside_swept_groups(argv: list[str], groups: Collection[str]) -> list[str]:
+    """A sweep's command line with each key of a swept group (``optim.momentum=0.5`` beside
+    ``optim=momentum,nesterov``) set as a sweep of one value (``optim.momentum=choice(0.5)``);
+    with ``experiment=…`` swept, the keys of every group (a preset may choose any).
+
+    Hydra composes a sweep's base config, from the groups' defaults, before it expands the
+    sweep: there the key may not exist (optim=adam has no momentum) and the sweep would be
+    refused for a choice nobody picked. A sweep's values are set per job instead, where each
+    job's own choice is checked (and a job whose choice lacks the key is refused, before any
+    job runs: sweeps/callback.py). ``argv`` is returned as it is outside a sweep."""
+    parsed = parse_hydra_args(argv[1:])
+    if parsed is None or not parsed.multirun:
+        return argv
+    try:
+        overrides = OverridesParser.create().parse_overrides(parsed.overrides)
+    except HydraException:
+        return argv  # Hydra says what is wrong with it
+    swept = {o.key_or_group for o in overrides if o.is_sweep_override()} & set(groups)
+    if "experiment" in swept:
+        swept |= set(groups)
+    deferred = {
+        o.input_line: f"{o.key_or_group}=choice({o.input_line.partition('=')[2]})"
+        for o in overrides
+        if o.key_or_group.partition(".")[0] in swept
+        and "." in o.key_or_group
+        and o.type == OverrideType.CHANGE
+        and not o.is_sweep_override()
+    }
+    return [argv[0], *(deferred.get(arg, arg) for arg in argv[1:])]

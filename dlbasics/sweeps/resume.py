@@ -32,7 +32,7 @@ def resume_argv(argv: list[str], config_name: str) -> list[str]:
     if RESUME_FLAG not in argv[1:]:
         return argv
     args = [arg for arg in argv[1:] if arg != RESUME_FLAG]
-    parsed = _parse_hydra_args(args)
+    parsed = parse_hydra_args(args)
     if parsed is None:  # malformed command line: let Hydra report it
         return [argv[0], *args]
     if not parsed.multirun:
@@ -91,7 +91,9 @@ class _MalformedArgs(Exception):
     pass
 
 
-def _parse_hydra_args(args: list[str]) -> argparse.Namespace | None:
+def parse_hydra_args(args: list[str]) -> argparse.Namespace | None:
+    """Hydra's command-line arguments parsed as Hydra parses them (``.multirun``,
+    ``.overrides``, …), or None when Hydra would refuse them (it then says why)."""
     parser = get_args_parser()
 
     def refuse(message: str) -> None:  # instead of printing usage and exiting: Hydra will
