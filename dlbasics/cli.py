@@ -77,14 +77,31 @@ def run_app(app: Callable[[], Any], argv: list[str]) -> None:
         if _Task.running:
             raise
         # Before the task: Hydra could not create the run directory or its train.log.
-        fail(
-            f"cannot write the run directory ({error.filename}: {error.strerror}); choose "
-            "another with hydra.run.dir=… (or hydra.sweep.dir=… with -m)."
-        )
+        fail(unwritable(error))
+
+
+def unwritable(error: OSError) -> str:
+    """The line for a run directory that cannot be created or written."""
+    return (
+        f"cannot write the run directory ({error.filename}: {error.strerror}); choose "
+        "another with hydra.run.dir=… (or hydra.sweep.dir=… with -m)."
+    )
+
+
+# What to undo when the input is refused (run_lock.RunDirectoryGuard: the directory a refused
+# run made), called by fail() before it exits.
+_ON_REFUSAL: list[Callable[[], None]] = []
+
+
+def on_refusal(undo: Callable[[], None]) -> None:
+    """Call ``undo`` if the run is refused (fail) from now on."""
+    _ON_REFUSAL.append(undo)
 
 
 def fail(message: str) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
+    while _ON_REFUSAL:
+        _ON_REFUSAL.pop()()
     sys.exit(USER_ERROR)
 
 

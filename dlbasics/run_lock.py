@@ -7,19 +7,37 @@ which the kernel drops when its process ends, however it ends; the file also say
 it (host and pid), for the message and for locks that ``flock`` cannot see: a lock left by a
 process of another host (on a shared file system) is not taken over, and the message says how
 to free it.
+
+The lock is taken before anything is written into the directory: ``RunDirectoryGuard``, a
+Hydra callback, takes it when a run starts, before Hydra writes ``.hydra/`` and opens the
+run's log file (so a refused second process leaves the first run's files as they were), and
+checks the config there too, so that a run refused for a config mistake creates no directory at
+all. The run that starts there then takes that lock over (once: a second holder in the same
+process is refused as any other).
 """
 
+import copy
 import fcntl
 import json
 import os
+import shutil
 import socket
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
-from dlbasics.errors import OutputError
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from dlbasics.cli import fail, on_refusal, unwritable
+from dlbasics.config import validate
+from dlbasics.errors import OutputError, UserError
 
 LOCK_FILE = ".lock"
+# Locks taken for the run about to start in a directory (RunDirectoryGuard), by the lock file:
+# its descriptor, which that run's RunDirectoryLock takes over.
+_HANDED_OVER: dict[Path, int] = {}
 
 
 class RunDirectoryLock:
@@ -30,6 +48,9 @@ class RunDirectoryLock:
         self.fd: int | None = None
 
     def __enter__(self) -> "RunDirectoryLock":
+        if self.path.resolve() in _HANDED_OVER:  # taken for this run as it started
+            self.fd = _HANDED_OVER.pop(self.path.resolve())
+            return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -55,6 +76,12 @@ class RunDirectoryLock:
         os.pwrite(fd, json.dumps(record).encode(), 0)
         self.fd = fd
         return self
+
+    def hand_over(self) -> None:
+        """Leave the lock held for the next RunDirectoryLock of this directory to take over."""
+        assert self.fd is not None
+        _HANDED_OVER[self.path.resolve()] = self.fd
+        self.fd = None
 
     def __exit__(
         self,
@@ -87,3 +114,48 @@ def _describe(holder: dict) -> str:
     since = holder.get("since")
     when = f", since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(since))}" if since else ""
     return f"pid {holder.get('pid')} on host {holder.get('host')}{when}"
+
+
+class RunDirectoryGuard(Callback):
+    """A Hydra callback (configs/config.yaml, hydra.callbacks.run_directory) for a run, not a
+    sweep: when the run starts, before Hydra creates its directory, writes ``.hydra/`` and
+    opens its log file, the config is checked (a mistake exits 2 with nothing written) and
+    the directory is locked (a directory another process holds exits 2 with its files left as
+    they were). A run refused later, while its data is read, leaves no directory behind that
+    it made itself and wrote nothing of its own into."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone writes
+            return
+        task_config = copy.deepcopy(config)
+        with read_write(task_config), open_dict(task_config):
+            del task_config["hydra"]
+        run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir")))  # as run_job names it
+        made = [d for d in (run_dir, *run_dir.parents) if not d.exists()]  # innermost first
+        on_refusal(lambda: _remove_if_only_started(made))
+        try:
+            validate(task_config)
+            RunDirectoryLock(run_dir).__enter__().hand_over()  # to the run, which releases it
+        except UserError as error:
+            fail(str(error))
+        except OSError as error:  # the directory cannot be made
+            fail(unwritable(error))
+
+
+# What a run refused before it trained has in its directory: Hydra's record of its config and
+# its log, and the lock.
+STARTED_ONLY = {".hydra", "train.log", LOCK_FILE}
+
+
+def _remove_if_only_started(made: list[Path]) -> None:
+    """Remove the directories ``made`` (innermost first) by a run that was refused, as long as
+    they hold nothing but what starting it wrote."""
+    for directory in made:
+        if not directory.is_dir():
+            continue
+        if directory == made[0]:
+            if {entry.name for entry in directory.iterdir()} - STARTED_ONLY:
+                return  # it wrote more: its work is kept
+            shutil.rmtree(directory)
+        elif not any(directory.iterdir()):
+            directory.rmdir()  # a date directory, outputs/: empty once the run has gone
