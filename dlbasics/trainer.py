@@ -3,9 +3,13 @@
 for each epoch:
     shuffle the training set (a permutation of indices on the device)
     for each batch of indices:
-        forward → loss (+ L1/L2 penalty) → backward → clip → optimizer step
-    validate (+ the model's own measures) → learning-rate schedule → early stopping
-    → TensorBoard → checkpoint
+        the model's training step: forward → loss (+ L1/L2 penalty) → backward
+        clip → optimizer step
+    validate (+ the model's own measures) → learning-rate schedule → stop?
+
+Everything else — early stopping, checkpoints, TensorBoard, diagnostics, the epoch lines — is a
+callback (callbacks.py), and what a step computes is the model's (Model.training_step):
+docs/callbacks.md.
 
 Batch gradient descent, stochastic gradient descent and mini-batch gradient descent differ only
 in the batch size: the whole training set, one sample, or ``trainer.batch_size`` samples.

@@ -684,19 +684,39 @@ SWEEPS = {
     "hydra/launcher=stacked": ["hydra/launcher=stacked"],
     "hydra/launcher=stacked trainer.threads=1": ["hydra/launcher=stacked", "trainer.threads=1"],
 }
+# A busy machine: this many processes spinning on the CPU while a sweep runs.
+BUSY_PROCESSES = 2
+# What a user of scikit-learn runs instead: GridSearchCV over the same models (one per seed),
+# each fitted on the training split and scored on the validation split, in parallel on every
+# core, then the best refitted; a whole command, start-up included, as the sweeps are.
+GRID_SEARCH = """
+from sklearn.datasets import load_digits
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.neural_network import MLPClassifier
+x, y = load_digits(return_X_y=True)
+x, _, y, _ = train_test_split(x, y, test_size=0.2, stratify=y, random_state=0)  # test: off
+train, val = train_test_split(range(len(y)), test_size=0.25, stratify=y, random_state=0)
+x = (x - x[train].mean()) / x[train].std()  # one scale over all pixels, as data=digits
+mlp = MLPClassifier(
+    hidden_layer_sizes={hidden}, solver="adam", alpha=0.0, batch_size={batch},
+    learning_rate_init={lr}, max_iter={epochs}, tol=0.0, n_iter_no_change={epochs} + 1,
+)
+grid = {{"random_state": list(range({jobs}))}}
+search = GridSearchCV(mlp, grid, cv=[(train, val)], n_jobs=-1).fit(x, y)
+print(search.best_score_)
+"""
 
 
-def sweep_walls(jobs: int, epochs: int) -> dict[str, float | str]:
-    """Wall seconds of `scripts/train.py -m seed=range(jobs) …` under each launcher, or why
-    it was not run."""
-    walls: dict[str, float | str] = {}
+def sweep_walls(jobs: int, epochs: int, busy: bool) -> dict[str, float | str]:
+    """Wall seconds of `scripts/train.py -m seed=range(jobs) …` under each launcher, and of
+    scikit-learn's GridSearchCV over the same models, or why one was not run; ``busy``: with
+    BUSY_PROCESSES other processes spinning all the while."""
+    commands = {}
     for label, overrides in SWEEPS.items():
-        launcher = overrides[0]
-        if not hydra_knows(launcher):
-            walls[label] = f"skipped: Hydra knows no {launcher} in this tree"
+        if not hydra_knows(overrides[0]):
+            commands[label] = f"skipped: Hydra knows no {overrides[0]} in this tree"
             continue
-        print(f"sweep: {label} …", file=sys.stderr, flush=True)
-        command = [
+        commands[label] = [
             sys.executable,
             str(ROOT / "scripts" / "train.py"),
             "-m",
@@ -706,23 +726,54 @@ def sweep_walls(jobs: int, epochs: int) -> dict[str, float | str]:
             *overrides,
             f"hydra.sweep.dir={fresh_dir('sweep')}",
         ]
-        started = time.perf_counter()
-        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-        walls[label] = time.perf_counter() - started
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or [""])[-1]
-            walls[label] = f"failed (exit {done.returncode}): {last}"
+    script = GRID_SEARCH.format(hidden=HIDDEN, batch=BATCH, lr=LR, epochs=epochs, jobs=jobs)
+    commands["sklearn GridSearchCV (n_jobs=-1)"] = [sys.executable, "-c", script]
+    spinning = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        for _ in range(BUSY_PROCESSES if busy else 0)
+    ]
+    walls: dict[str, float | str] = {}
+    try:
+        for label, command in commands.items():
+            if isinstance(command, str):
+                walls[label] = command
+                continue
+            print(f"sweep: {label}{' (busy)' if busy else ''} …", file=sys.stderr, flush=True)
+            started = time.perf_counter()
+            done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+            walls[label] = time.perf_counter() - started
+            if done.returncode != 0:
+                last = (done.stderr.strip().splitlines() or [""])[-1]
+                walls[label] = f"failed (exit {done.returncode}): {last}"
+    finally:
+        for process in spinning:
+            process.kill()
+            process.wait()
     return walls
 
 
-def sweep_lines(walls: dict[str, float | str], jobs: int, epochs: int) -> list[str]:
+def sweep_lines(walls: dict[str, dict[str, float | str]], jobs: int, epochs: int) -> list[str]:
+    """The sweeps' seconds, idle and busy, and the stacked launcher's ratios against the basic
+    launcher's and against GridSearchCV's."""
     lines = [
-        f"scripts/train.py -m seed=range({jobs}) (the same MLP, {epochs} epochs), wall seconds "
-        "from start to exit:"
+        f"scripts/train.py -m seed=range({jobs}) (the same MLP, {epochs} epochs) against "
+        f"GridSearchCV over the same {jobs} models; wall seconds from start to exit, idle and "
+        f"with {BUSY_PROCESSES} processes spinning:"
     ]
-    for label, wall in walls.items():
-        shown = f"{wall:.1f} s" if isinstance(wall, float) else wall
-        lines.append(f"  {label}: {shown}")
+    for label in walls["idle"]:
+        shown = []
+        for state, seconds in walls.items():
+            wall = seconds[label]
+            shown.append(f"{state} {wall:.1f} s" if isinstance(wall, float) else f"{state} {wall}")
+        lines.append(f"  {label}: {'; '.join(shown)}")
+    for state, seconds in walls.items():
+        basic, stacked = seconds["hydra/launcher=basic"], seconds["hydra/launcher=stacked"]
+        grid = seconds["sklearn GridSearchCV (n_jobs=-1)"]
+        if all(isinstance(wall, float) for wall in (basic, stacked, grid)):
+            lines.append(
+                f"  {state}: stacked {basic / stacked:.2f}× as fast as basic; "
+                f"{stacked / grid:.2f}× GridSearchCV's time"
+            )
     return lines
 
 
@@ -759,7 +810,10 @@ def benchmark() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer epochs and members, one round")
     parser.add_argument(
-        "--part", choices=["accuracy", "speed", "both"], default="both", help="default: both"
+        "--part",
+        choices=["accuracy", "speed", "sweeps", "both"],
+        default="both",
+        help="default: both (accuracy, and speed with the sweeps)",
     )
     parser.add_argument("--members", type=int, help="K of part a (default 5; --quick 3)")
     parser.add_argument("--epochs", type=int, help="epochs of part a (default 30; --quick 10)")
@@ -767,6 +821,9 @@ def benchmark() -> None:
     parser.add_argument("--speed-epochs", type=int, help="epochs of part b (default 20; --quick 5)")
     parser.add_argument("--rounds", type=int, help="timed rounds of part b (default 3; --quick 1)")
     parser.add_argument("--no-sweeps", action="store_true", help="skip the train.py -m sweeps")
+    parser.add_argument(
+        "--sweep-epochs", type=int, default=100, help="epochs of the sweeps (default 100)"
+    )
     parser.add_argument("--json", type=Path, default=ROOT / "outputs" / "bench_ensembles.json")
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)  # the child that measures memory
     args = parser.parse_args()
@@ -793,11 +850,14 @@ def benchmark() -> None:
             report["speed"].append(result)
             print()
             print(speed_table(result))
-        if not args.no_sweeps:
-            walls = sweep_walls(args.jobs, speed_epochs)
-            report["sweeps"] = walls
-            print()
-            print("\n".join(sweep_lines(walls, args.jobs, speed_epochs)))
+    if args.part in ("sweeps", "speed", "both") and not args.no_sweeps:
+        walls = {
+            state: sweep_walls(args.jobs, args.sweep_epochs, busy=state == "busy")
+            for state in ("idle", "busy")
+        }
+        report["sweeps"] = walls
+        print()
+        print("\n".join(sweep_lines(walls, args.jobs, args.sweep_epochs)))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print(f"\nwritten: {args.json}")
