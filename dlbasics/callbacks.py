@@ -121,12 +121,10 @@ class Callbacks(Callback):
         self.callbacks = list(callbacks)
 
     def on_fit_start(self, loop: Loop) -> None:
-        for callback in self.callbacks:
-            callback.on_fit_start(loop)
+        self._each("on_fit_start", loop)
 
     def on_epoch_start(self, loop: Loop) -> None:
-        for callback in self.callbacks:
-            callback.on_epoch_start(loop)
+        self._each("on_epoch_start", loop)
 
     def on_after_backward(self, loop: Loop, loss: Tensor) -> None:
         loop.skip_step = False
@@ -136,20 +134,20 @@ class Callbacks(Callback):
                 return
 
     def on_step_end(self, loop: Loop) -> None:
-        for callback in self.callbacks:
-            callback.on_step_end(loop)
+        self._each("on_step_end", loop)
 
     def on_validation_end(self, loop: Loop) -> None:
-        for callback in self.callbacks:
-            callback.on_validation_end(loop)
+        self._each("on_validation_end", loop)
 
     def on_epoch_end(self, loop: Loop) -> None:
-        for callback in self.callbacks:
-            callback.on_epoch_end(loop)
+        self._each("on_epoch_end", loop)
 
     def on_fit_end(self, loop: Loop) -> None:
+        self._each("on_fit_end", loop)
+
+    def _each(self, hook: str, loop: Loop) -> None:
         for callback in self.callbacks:
-            callback.on_fit_end(loop)
+            getattr(callback, hook)(loop)
 
 
 # --- the built-in callbacks, in the order the Trainer calls them --------------------------------
