@@ -539,7 +539,7 @@ class Trainer:
         has ended (last.pt says why); else it goes on."""
         model, state, stopper, members = loop.model, loop.state, loop.stopper, loop.members
         stop_reason = loop.stop_reason if final else None
-        shuffles, fit_seconds = loop.shuffles, loop.fit_seconds()
+        shuffles, scheduler, fit_seconds = loop.shuffles, loop.scheduler, loop.fit_seconds()
         common = {"config": self.config_yaml, "monitor": self.cfg.early_stopping.monitor}
         shuffle = [g.get_state() for g in shuffles] if members else shuffles[0].get_state()
         if stop_reason != "diverged":
@@ -551,7 +551,7 @@ class Trainer:
                     "stop_reason": stop_reason,  # None: written while training went on
                     "model": model.state_dict(),
                     "optimizer": loop.optimizer.state_dict(),
-                    "scheduler": loop.scheduler.state_dict() if loop.scheduler else None,
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
                     "grad_scaler": loop.scaler.state_dict(),  # {} unless 16-mixed
                     "early_stopping": stopper.state_dict(),
                     "rng": {"torch": torch.get_rng_state(), "shuffle": shuffle},
