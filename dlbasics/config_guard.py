@@ -19,17 +19,20 @@ unpickles a file. What a user brings (the command line, a `--config-dir`, the di
 The package's own configs (configs/) are trusted.
 """
 
+import argparse
 import os
 import re
 import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import ValueType
 from hydra.errors import HydraException
+from hydra.main import get_args_parser
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from dlbasics.errors import ConfigError
@@ -67,25 +70,37 @@ HYDRA_CHOICES = {
     "hydra/job_logging": ("dlbasics", "stdout", "default", "disabled", "none"),
     "hydra/hydra_logging": ("default", "disabled", "none"),
 }
+SWEEPER_PARAMS = "hydra.sweeper.params."  # its keys: the swept keys, its values: their spaces
 STORAGE = re.compile(r"sqlite:///[\w./-]+\.db")  # an Optuna study kept in a file of its own
 
 
 def refuse_code_in_arguments(argv: list[str]) -> None:
     """Check a command line, and the YAML files of the config directories it adds, before
-    Hydra reads anything; raise ConfigError naming the key and the override or file."""
-    if any(arg.startswith("--experimental-rerun") for arg in argv):
+    Hydra reads anything; raise ConfigError naming the key and the override or file. The
+    command line is read with Hydra's own parser, as Hydra will read it (a flag may be given
+    by any unambiguous prefix: ``--config-d`` is ``--config-dir``)."""
+    parsed = parse_hydra_args(argv)
+    if parsed is None:  # Hydra refuses it, and says why, before it reads anything
+        return
+    if parsed.experimental_rerun is not None:
         raise ConfigError(
             "--experimental-rerun loads a pickle file, which can run any code; dlbasics does "
             "not accept it. Rerun with the overrides in the run's .hydra/overrides.yaml."
         )
-    for arg in argv:
+    name = parsed.config_name or ""
+    if Path(name).is_absolute() or ".." in Path(name).parts:
+        raise ConfigError(
+            f"--config-name {name}: a config is named by its place in the config directories "
+            "(e.g. --config-name config), not by a path that leaves them."
+        )
+    for arg in parsed.overrides:
         problem = _override_problem(arg)
         if problem is not None:
             key, why = problem
             raise ConfigError(f"{key} (in the override {arg!r}): {why}")
-    directories = _user_config_dirs(argv)
+    directories = _user_config_dirs(parsed)
     for directory in directories:  # grows when a file adds hydra.searchpath entries
-        for path in sorted(directory.rglob("*.y*ml")):
+        for path in _yaml_files(directory):
             document = _read_yaml(path)
             problem = _file_problem(path.relative_to(directory), path.read_text(), document)
             if problem is not None:
@@ -95,6 +110,40 @@ def refuse_code_in_arguments(argv: list[str]) -> None:
             entries = [searchpath] if isinstance(searchpath, str) else searchpath
             added = (d.resolve() for d in _as_dirs(entries))
             directories += [d for d in added if d not in directories]
+
+
+def parse_hydra_args(args: list[str]) -> argparse.Namespace | None:
+    """Hydra's command-line arguments parsed as Hydra parses them (``.multirun``,
+    ``.overrides``, ``.config_dir``, …), or None when Hydra would refuse them (it then says
+    why)."""
+    parser = get_args_parser()
+
+    def refuse(message: str) -> NoReturn:  # instead of printing usage and exiting: Hydra will
+        raise _MalformedArgs(message)
+
+    parser.error = refuse  # type: ignore[method-assign]
+    try:
+        return parser.parse_args(args)
+    except _MalformedArgs:
+        return None
+
+
+class _MalformedArgs(Exception):
+    pass
+
+
+def _yaml_files(directory: Path) -> list[Path]:
+    """The YAML files below ``directory`` as Hydra finds them: through links to directories
+    too (each directory once)."""
+    found, seen = [], set()
+    for root, subdirectories, files in os.walk(directory, followlinks=True):
+        real = Path(root).resolve()
+        if real in seen:  # a link back up the tree
+            subdirectories.clear()
+            continue
+        seen.add(real)
+        found += [Path(root) / f for f in files if f.endswith((".yaml", ".yml"))]
+    return sorted(found)
 
 
 CODE = (
@@ -151,7 +200,9 @@ def _override_problem(arg: str) -> Problem | None:
 
 
 def _override_values(override: Any) -> list[Any]:
-    """The value of an override, or each value of a sweep."""
+    """The value of an override, or each value of a sweep (none of an interval: numbers)."""
+    if override.value_type == ValueType.INTERVAL_SWEEP:
+        return []
     if override.is_sweep_override():
         return [str(value) for value in override.sweep_string_iterator()]
     return [override.value()]
@@ -166,6 +217,12 @@ def _hydra_value_problem(key: str, values: list[Any]) -> Problem | None:
             inner = value.values() if isinstance(value, dict) else [value]
             if any(isinstance(v, dict) for v in inner):
                 return key, HYDRA
+            # Each entry becomes every job's override `param=value`: checked as one typed.
+            params = value if isinstance(value, dict) else {key[len(SWEEPER_PARAMS) :]: value}
+            for param, space in params.items():
+                problem = _override_problem(f"{param}={space}") if param else None
+                if problem is not None:
+                    return f"{SWEEPER_PARAMS}{problem[0]}", problem[1]
         elif isinstance(value, dict) or (isinstance(value, list) and key != "hydra.searchpath"):
             return key, HYDRA
         if key == "hydra.sweeper.storage" and value is not None and not STORAGE.fullmatch(value):
@@ -175,7 +232,21 @@ def _hydra_value_problem(key: str, values: list[Any]) -> Problem | None:
 
 # --- configuration files -----------------------------------------------------------------------
 
-PACKAGE_HEADER = re.compile(r"^#\s*@package\s+(\S+)", re.MULTILINE)
+def package_header(text: str) -> str | None:
+    """The package a config file's header names, read as Hydra reads it: the ``# @key value``
+    lines at its top (blank lines skipped, leading spaces allowed), up to the first other
+    line; the last ``@package`` there counts."""
+    package = None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if not re.match(r"^\s*#\s*@", line):
+            break
+        words = line.lstrip("#").split()
+        if len(words) == 2 and words[0] == "@package":
+            package = words[1]
+    return package
 
 
 def _file_problem(relative: Path, text: str, document: Any) -> Problem | None:
@@ -185,9 +256,9 @@ def _file_problem(relative: Path, text: str, document: Any) -> Problem | None:
         return code or "a value", CODE
     if relative.parts[0] == "hydra":
         return f"a hydra/* config ({relative})", HYDRA
-    header = PACKAGE_HEADER.search(text)
+    header = package_header(text)
     # A file at the top of a config directory is in the global package unless it says so.
-    package = header.group(1) if header else ("_global_" if len(relative.parts) == 1 else "")
+    package = header if header is not None else ("_global_" if len(relative.parts) == 1 else "")
     if package.startswith("hydra") or package.startswith("_global_.hydra"):
         return f"@package {package}", HYDRA
     if not isinstance(document, dict):
@@ -256,18 +327,20 @@ def _find_code(node: Any, prefix: str = "") -> str | None:
     return None
 
 
-def _user_config_dirs(argv: list[str]) -> list[Path]:
+def _user_config_dirs(parsed: argparse.Namespace) -> list[Path]:
     """Directories the user adds to Hydra's search path: --config-dir/-cd, --config-path/-cp
-    (relative to the script, or to the current directory) and hydra.searchpath=[…]."""
-    found: list[str] = []
-    for i, arg in enumerate(argv):
-        for flag in ("--config-dir", "-cd", "--config-path", "-cp"):
-            if arg == flag and i + 1 < len(argv):
-                found.append(argv[i + 1])
-            elif arg.startswith(f"{flag}="):
-                found.append(arg.partition("=")[2])
-        if arg.lstrip("+").startswith("hydra.searchpath="):
-            found += arg.partition("=")[2].strip("[]").split(",")
+    (relative to the script, or to the current directory) and hydra.searchpath=[…] (its
+    entries as Hydra's override parser reads them: a quoted comma is part of a path)."""
+    found = [d for d in (parsed.config_dir, parsed.config_path) if d is not None]
+    for arg in parsed.overrides:
+        try:
+            override = OverridesParser.create().parse_overrides([arg])[0]
+        except HydraException:
+            continue
+        if override.key_or_group == "hydra.searchpath" and override.value_type is not None:
+            values = _override_values(override)
+            for value in values:
+                found += [str(v) for v in value] if isinstance(value, list) else [str(value)]
     script_dir = Path(sys.argv[0]).resolve().parent
     both = _as_dirs(found) + _as_dirs(str(script_dir / d) for d in found)
     return list(dict.fromkeys(path.resolve() for path in both))

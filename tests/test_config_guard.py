@@ -194,3 +194,71 @@ def test_a_run_with_hostile_values_touches_no_file_outside_its_directory(tmp_pat
     after = [name for name in files_under(tmp_path) if not name.startswith("run")]
     assert after == before
     assert os.listdir(home) == []
+
+
+# --- read as Hydra reads it: the holes a hostile probe found ------------------------------------
+
+CALLBACK = "hydra:\n  callbacks:\n    x:\n      _target_: os.makedirs\n      name: pwned\n"
+
+
+def experiment_dir(tmp_path, name="mine", text=f"# @package _global_\n{CALLBACK}"):
+    """A config directory whose experiment/pwn.yaml holds ``text``."""
+    (tmp_path / name / "experiment").mkdir(parents=True)
+    (tmp_path / name / "experiment" / "pwn.yaml").write_text(text)
+    return tmp_path / name
+
+
+def test_a_flag_given_by_a_prefix_is_read_as_hydra_reads_it(tmp_path):
+    """argparse takes any unambiguous prefix: --config-d is --config-dir, --e
+    --experimental-rerun."""
+    mine = experiment_dir(tmp_path)
+    with pytest.raises(ConfigError, match="pwn.yaml"):
+        refuse_code_in_arguments(["--config-d", str(mine), "experiment=pwn"])
+    with pytest.raises(ConfigError, match="--experimental-rerun"):
+        refuse_code_in_arguments(["--e", str(tmp_path / "config.pickle")])
+    result = run_cli("--config-d", str(mine), "experiment=pwn", cwd=tmp_path)
+    assert result.returncode == 2 and "pwn.yaml" in result.stderr, result.stderr
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_config_name_that_leaves_the_config_directories_is_refused():
+    with pytest.raises(ConfigError, match="--config-name"):
+        refuse_code_in_arguments(["--config-name", "../../../some/dir/x"])
+    refuse_code_in_arguments(["--config-name", "config"])  # the usual one passes
+
+
+def test_a_linked_subdirectory_is_read_as_hydra_reads_it(tmp_path):
+    elsewhere = experiment_dir(tmp_path, "elsewhere")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "experiment").symlink_to(elsewhere / "experiment")
+    with pytest.raises(ConfigError, match="pwn.yaml"):
+        refuse_code_in_arguments(["--config-dir", str(mine), "experiment=pwn"])
+
+
+@pytest.mark.parametrize("entry", ['["file://{dir}"]', "[file://{escaped}]"], ids=["quoted", "\\,"])
+def test_a_search_path_with_a_comma_is_read_as_hydra_reads_it(tmp_path, entry):
+    mine = experiment_dir(tmp_path, "dir,x")
+    escaped = str(mine).replace(",", "\\,")
+    override = "hydra.searchpath=" + entry.format(dir=mine, escaped=escaped)
+    with pytest.raises(ConfigError, match="pwn.yaml"):
+        refuse_code_in_arguments([override, "experiment=pwn"])
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["  # @package _global_\n", "# @package model\n# @package _global_\n"],
+    ids=["leading-spaces", "two-headers"],
+)
+def test_a_package_header_is_read_as_hydra_reads_it(tmp_path, header):
+    mine = experiment_dir(tmp_path, text=header + "hydra:\n  job:\n    env_set:\n      X: '1'\n")
+    with pytest.raises(ConfigError, match="hydra.job.env_set"):
+        refuse_code_in_arguments(["--config-dir", str(mine), "experiment=pwn"])
+
+
+def test_the_sweepers_params_are_checked_as_the_overrides_they_become():
+    with pytest.raises(ConfigError, match="hydra.job.env_set"):
+        refuse_code_in_arguments(["-m", "hydra.sweeper.params.hydra.job.env_set.X=1,2"])
+    with pytest.raises(ConfigError, match="_target_"):
+        refuse_code_in_arguments(["-m", "+hydra.sweeper.params.model._target_=os.system"])
+    refuse_code_in_arguments(["-m", "hydra.sweeper.params.optim.lr=interval(0.001,0.1)"])

@@ -12,7 +12,7 @@ from hydra.core.override_parser.types import Override, OverrideType
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
-from dlbasics.sweeps.resume import parse_hydra_args
+from dlbasics.config_guard import parse_hydra_args
 
 SWEEP_FILE = "multirun.yaml"  # the sweep's config, written by Hydra's grid sweeper as it starts
 

@@ -9,14 +9,13 @@ directory. The jobs then see ``DLBASICS_RESUME=1`` (set through ``hydra.job.env_
 reaches jobs run by any launcher) and skip those that completed (job.py).
 """
 
-import argparse
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
-from hydra.main import get_args_parser
 from omegaconf import OmegaConf
 
+from dlbasics.config_guard import parse_hydra_args
 from dlbasics.errors import ConfigError
 
 RESUME_FLAG = "--resume"
@@ -85,22 +84,3 @@ def find_previous_sweep(root: Path, config_name: str, task_overrides: list[str])
     if not matches:
         return None
     return max(matches, key=lambda marker: marker.stat().st_mtime).parent
-
-
-class _MalformedArgs(Exception):
-    pass
-
-
-def parse_hydra_args(args: list[str]) -> argparse.Namespace | None:
-    """Hydra's command-line arguments parsed as Hydra parses them (``.multirun``,
-    ``.overrides``, …), or None when Hydra would refuse them (it then says why)."""
-    parser = get_args_parser()
-
-    def refuse(message: str) -> None:  # instead of printing usage and exiting: Hydra will
-        raise _MalformedArgs(message)
-
-    parser.error = refuse  # type: ignore[method-assign]
-    try:
-        return parser.parse_args(args)
-    except _MalformedArgs:
-        return None
