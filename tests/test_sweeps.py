@@ -482,8 +482,9 @@ def test_the_swept_keys_are_those_given_several_values_on_the_command_line_or_th
     [
         ["optim=momentum,nesterov", "optim.momentum=0.5"],
         ["ensemble=voting,bagging", "ensemble.members=3"],
+        ["experiment=dying_relu,init", "model.depth=3", "debug=fast"],  # both: model=dnn
     ],
-    ids=["optim", "ensemble"],
+    ids=["optim", "ensemble", "experiment"],
 )
 def test_a_key_beside_a_swept_group_applies_to_every_job_whose_choice_takes_it(swept, tmp_path):
     """The default choice (optim=adam, ensemble=none) lacks the key: it is set per job."""
