@@ -98,6 +98,13 @@ def on_refusal(undo: Callable[[], None]) -> None:
     _ON_REFUSAL.append(undo)
 
 
+def interrupt_on_ctrl_c() -> None:
+    """From here on Ctrl-C raises KeyboardInterrupt (run_app: exit 130; during training the
+    run saves and stops, interrupt.py), instead of ending the process at once as it does while
+    scripts/train.py starts and Hydra composes the config."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def fail(message: str) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
     while _ON_REFUSAL:

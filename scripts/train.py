@@ -23,15 +23,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# Ctrl-C while the imports below load ends the start-up quietly, as later on.
-signal.signal(signal.SIGINT, lambda number, frame: sys.exit(128 + number))
+# Ctrl-C while the imports below load, or while Hydra composes the config, ends the process at
+# once: an exception raised in the middle of OmegaConf's updates comes out as another one, with
+# a traceback. Once the config is composed, Ctrl-C interrupts (cli.interrupt_on_ctrl_c).
+signal.signal(signal.SIGINT, lambda number, frame: os._exit(128 + number))
 
 import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from dlbasics.cli import fail, run_app, task  # noqa: E402
+from dlbasics.cli import fail, interrupt_on_ctrl_c, run_app, task  # noqa: E402
 from dlbasics.config import register_configs, validate  # noqa: E402
 from dlbasics.config_guard import harden_resolvers, refuse_code_in_arguments  # noqa: E402
 from dlbasics.errors import UserError  # noqa: E402
@@ -60,6 +62,7 @@ def train_one(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")
 def main(cfg: DictConfig) -> float | None:
+    interrupt_on_ctrl_c()  # a launcher's worker process starts here
     harden_resolvers()  # again: a launcher's worker process (joblib, submitit) starts here
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if HydraConfig.get().mode == RunMode.MULTIRUN:  # a failed job is recorded, the sweep goes on
@@ -77,7 +80,6 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # KeyboardInterrupt: cli.run_app
     harden_resolvers()  # no interpolation makes a dict or a list (config_guard.py)
     try:
         # What the user typed may not run code or reach hydra.* beyond its allowlist; the

@@ -238,7 +238,9 @@ def test_sigterm_exits_143_and_the_run_resumes_from_its_directory(tmp_path):
 
 @pytest.mark.parametrize("after", [0.3, 1.5], ids=["importing", "starting"])
 def test_ctrl_c_before_training_begins_exits_130_without_a_traceback(tmp_path, after):
-    process = start_cli(f"hydra.run.dir={tmp_path}", "trainer.epochs=1000", "logger=none")
+    # 1000 epochs without early stopping: still running whenever the signal comes
+    no_stop = ["trainer.epochs=1000", "trainer.early_stopping.enabled=false", "logger=none"]
+    process = start_cli(f"hydra.run.dir={tmp_path}", *no_stop)
     time.sleep(after)  # some moment of the start-up: the imports, Hydra, the data
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
