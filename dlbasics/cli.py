@@ -30,6 +30,7 @@ from omegaconf.errors import (
 from dlbasics.config import CHOICES, unknown_key_message
 from dlbasics.config_guard import INSTANTIATE_KEYS, code_key_message
 from dlbasics.errors import UserError
+from dlbasics.schemas.models import OPTIONAL_GROUPS
 
 USER_ERROR = 2
 
@@ -69,8 +70,10 @@ def run_app(app: Callable[[], Any], argv: list[str]) -> None:
     except KeyboardInterrupt:  # Ctrl-C before training began, or a second one while saving
         print("interrupted (SIGINT); what was written before stays as it is.", file=sys.stderr)
         sys.exit(128 + signal.SIGINT)
-    except (HydraException, OmegaConfBaseException) as error:
-        if _Task.running:
+    except (HydraException, OmegaConfBaseException, AssertionError) as error:
+        if _Task.running or (
+            isinstance(error, AssertionError) and not key_of_a_left_out_group(error)
+        ):
             raise
         fail(describe_hydra_error(error, argv))
     except OSError as error:
@@ -105,6 +108,12 @@ def interrupt_on_ctrl_c() -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+def key_of_a_left_out_group(error: Exception) -> bool:
+    """Whether ``error`` is OmegaConf's failed assertion on an override of a key under a group
+    the config leaves out (``reg.dropout=0.1`` with model=perceptron, whose reg is null)."""
+    return isinstance(error, AssertionError) and "Unexpected type for root: NoneType" in str(error)
+
+
 def fail(message: str) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
     while _ON_REFUSAL:
@@ -119,6 +128,17 @@ def describe_hydra_error(error: Exception, overrides: list[str]) -> str:
     """Hydra's or OmegaConf's composition error as one line naming the key and what it takes;
     ``overrides`` are the command line's, to point at the one that cannot be parsed."""
     cause = error.__cause__ if isinstance(error.__cause__, OmegaConfBaseException) else error
+    if key_of_a_left_out_group(error):
+        typed = [
+            o.lstrip("+~") for o in overrides if o.lstrip("+~").partition(".")[0] in OPTIONAL_GROUPS
+        ]
+        key = typed[0] if typed else "a key of act or reg"
+        group = key.partition(".")[0]
+        return (
+            f"{key} does not apply: the chosen model takes no {group} (a model without hidden "
+            f"activations or penalties, such as model=perceptron, leaves {group} out); "
+            "--help model=NAME lists what a model takes."
+        )
     if isinstance(error, MissingConfigException) and error.options is not None:
         group, _, choice = (error.missing_cfg_file or "").rpartition("/")
         return (

@@ -14,7 +14,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from dlbasics.cli import describe_hydra_error
+from dlbasics.cli import describe_hydra_error, key_of_a_left_out_group
 from dlbasics.config import Config, register_configs, validate
 from dlbasics.config_guard import harden_resolvers, refuse_code_in_arguments
 from dlbasics.errors import UserError
@@ -98,6 +98,10 @@ def train_or_refuse(overrides: list[str], run_dir: Path) -> str:
         refuse_code_in_arguments(overrides)  # as scripts/train.py does first
         config = make_config(*overrides)
     except (HydraException, OmegaConfBaseException) as error:
+        return describe_hydra_error(error, overrides)
+    except AssertionError as error:  # OmegaConf's, for a key under a group left out
+        if not key_of_a_left_out_group(error):
+            raise
         return describe_hydra_error(error, overrides)
     except UserError as error:
         return str(error)

@@ -185,6 +185,7 @@ def test_random_overrides_on_the_real_command_line_exit_0_or_2_without_traceback
         (["optim.lrr=0.1"], ["optim.lrr", "eps, lr, name"]),
         (["optim=sgd", "optim.momentum=0.5"], ["optim.momentum", "optim=momentum, nesterov"]),
         (["model=perceptron", "act=tanh"], ["act=tanh", "model=cnn, dnn, mlp"]),
+        (["model=perceptron", "reg.dropout=0.1"], ["reg.dropout=0.1", "takes no reg"]),
         (["optim.schedule=cosine"], ["optim.schedule", "schedule=…"]),
         (["trainer.batch_size=x"], ["trainer.batch_size='x'", "an integer or null"]),
         (["reg.dropout=true"], ["reg.dropout", "a number"]),
