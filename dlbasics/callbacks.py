@@ -150,7 +150,7 @@ class Callbacks(Callback):
             getattr(callback, hook)(loop)
 
 
-# --- the built-in callbacks, in the order the Trainer calls them --------------------------------
+# --- the built-in callbacks (builtin_callbacks, below, puts them in the order they are called) --
 
 
 class SkipNonFinite(Callback):
