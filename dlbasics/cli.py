@@ -103,9 +103,11 @@ def on_refusal(undo: Callable[[], None]) -> None:
 
 def interrupt_on_ctrl_c() -> None:
     """From here on Ctrl-C raises KeyboardInterrupt (run_app: exit 130; during training the
-    run saves and stops, interrupt.py), instead of ending the process at once as it does while
-    scripts/train.py starts and Hydra composes the config."""
+    run saves and stops, interrupt.py). scripts/train.py holds SIGINT back while it starts,
+    Hydra composes the config and torch loads: one sent meanwhile interrupts here."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    if hasattr(signal, "pthread_sigmask"):  # POSIX
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def key_of_a_left_out_group(error: Exception) -> bool:

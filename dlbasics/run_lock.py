@@ -30,7 +30,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from dlbasics.cli import fail, interrupt_on_ctrl_c, on_refusal, unwritable
+from dlbasics.cli import fail, on_refusal, unwritable
 from dlbasics.config import validate
 from dlbasics.errors import OutputError, UserError
 
@@ -125,7 +125,6 @@ class RunDirectoryGuard(Callback):
     it made itself and wrote nothing of its own into."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        interrupt_on_ctrl_c()  # Hydra has composed the config
         if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone writes
             return
         task_config = copy.deepcopy(config)

@@ -23,10 +23,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# Ctrl-C while the imports below load, or while Hydra composes the config, ends the process at
-# once: an exception raised in the middle of OmegaConf's updates comes out as another one, with
-# a traceback. Once the config is composed, Ctrl-C interrupts (cli.interrupt_on_ctrl_c).
-signal.signal(signal.SIGINT, lambda number, frame: os._exit(128 + number))
+# Ctrl-C is held back while the script starts, Hydra composes the config and torch loads, then
+# interrupts (cli.interrupt_on_ctrl_c): a KeyboardInterrupt raised in the middle of OmegaConf's
+# updates comes out as another error, with a traceback, and one raised while torch imports
+# numpy is lost (the run goes on).
+if hasattr(signal, "pthread_sigmask"):  # POSIX
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
 
 import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
@@ -55,6 +57,8 @@ def train_one(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     config = validate(cfg)
     from dlbasics.run import train  # torch: now that the config is known to be right
 
+    interrupt_on_ctrl_c()
+
     # Its TensorBoard run, tb/<overrides>, is named as a sweep's jobs are (sweeps/job.py):
     # `tensorboard --logdir outputs` tells runs apart by what they changed.
     return train(config, run_dir, name=HydraConfig.get().job.override_dirname)
@@ -62,7 +66,6 @@ def train_one(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    interrupt_on_ctrl_c()  # a launcher's worker process starts here
     harden_resolvers()  # again: a launcher's worker process (joblib, submitit) starts here
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     if HydraConfig.get().mode == RunMode.MULTIRUN:  # a failed job is recorded, the sweep goes on
@@ -75,6 +78,7 @@ def main(cfg: DictConfig) -> float | None:
             )
         from dlbasics.sweeps.job import run_sweep_job  # torch, as train_one's
 
+        interrupt_on_ctrl_c()
         return run_sweep_job(cfg, run_dir)
     return train_one(cfg, run_dir)
 

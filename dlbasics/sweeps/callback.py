@@ -18,7 +18,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from dlbasics.cli import USER_ERROR, describe_hydra_error, interrupt_on_ctrl_c
+from dlbasics.cli import USER_ERROR, describe_hydra_error
 from dlbasics.config import validate
 from dlbasics.errors import UserError
 from dlbasics.sweeps.overrides import sweep_overrides
@@ -39,7 +39,6 @@ class SweepSummary(Callback):
         it as it composes them: checks_its_jobs). Optuna draws its trials one at a time: a
         trial that cannot run is recorded as failed, and the search goes on."""
         if not is_grid(config) or checks_its_jobs(config):
-            interrupt_on_ctrl_c()  # Hydra has composed the sweep's config
             return
         jobs = grid_jobs(list(config.hydra.overrides.task), config.hydra.sweeper.get("params"))
         refuse_jobs(
@@ -50,7 +49,6 @@ class SweepSummary(Callback):
             },
             len(jobs),
         )
-        interrupt_on_ctrl_c()  # every job composed and checked
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if summarize(Path(config.hydra.sweep.dir)):

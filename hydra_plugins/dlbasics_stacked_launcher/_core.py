@@ -33,6 +33,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from dlbasics import stacked_runs
+from dlbasics.cli import interrupt_on_ctrl_c
 from dlbasics.config import Config, validate
 from dlbasics.config_guard import harden_resolvers
 from dlbasics.errors import UserError
@@ -87,6 +88,7 @@ def launch(
     if checks_its_jobs(launcher.config):  # a grid's mistakes stop it before any job runs
         problems = {job.num: (job.overrides, job.problem) for job in jobs if job.problem}
         refuse_jobs(problems, len(jobs))
+    interrupt_on_ctrl_c()  # every job composed (scripts/train.py held Ctrl-C back until now)
     stacks = _stacks(jobs)
     stacked = [stack for stack in stacks if len(stack) > 1]
     alone = len(jobs) - sum(len(stack) for stack in stacked)
