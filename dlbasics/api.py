@@ -12,7 +12,6 @@ configs/ (through Hydra's compose API), checked the same way, trained by the sam
 session holds: arrays ``(X, y)`` or a pandas DataFrame with ``target="column"``.
 """
 
-import copy
 import logging
 import sys
 from collections.abc import Iterator, Sequence
@@ -26,12 +25,12 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from dlbasics.callbacks import Callback
 from dlbasics.cli import describe_hydra_error
-from dlbasics.config import register_configs, validate
+from dlbasics.config import register_configs, task_config, validate
 from dlbasics.config_guard import harden_resolvers, refuse_code_in_arguments
 from dlbasics.data.memory import HELD
 from dlbasics.data.table import is_table
@@ -86,13 +85,13 @@ def train(
     overrides = [*overrides, *data_overrides(data, target, overrides)]
     refuse_code_in_arguments(overrides)  # what the command line refuses before Hydra reads it
     composed = compose_config(overrides)
-    task_config = without_hydra(composed)
+    run_config = task_config(composed)
     try:
-        cfg = validate(task_config)
+        cfg = validate(run_config)
     except OmegaConfBaseException as error:
         raise ConfigError(describe_hydra_error(error, overrides)) from None
     directory = make_run_dir(run_dir, composed, overrides)
-    write_hydra_files(directory, composed, task_config)
+    write_hydra_files(directory, composed, run_config)
     held = HELD.set(None if isinstance(data, str) else data)
     try:
         with run_log(directory / f"{JOB_NAME}.log"), torch_settings_kept():
@@ -166,14 +165,6 @@ def hydra_on_dlbasics_configs() -> Iterator[None]:
         if before is not None:
             GlobalHydra.instance().clear()
             GlobalHydra.instance().initialize(before)
-
-
-def without_hydra(composed: DictConfig) -> DictConfig:
-    """The config of the run itself: the composed one without its ``hydra`` node."""
-    task_config = copy.deepcopy(composed)
-    with read_write(task_config), open_dict(task_config):
-        del task_config["hydra"]
-    return task_config
 
 
 def make_run_dir(run_dir: str | Path | None, composed: DictConfig, overrides: list[str]) -> Path:

@@ -11,12 +11,13 @@ dataclasses, which checks ranges (``__post_init__``), and refuses what the chose
 — all before training.
 """
 
+import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from dlbasics.config_guard import INSTANTIATE_KEYS, code_key_message
@@ -68,6 +69,15 @@ def register_configs() -> None:
     for group, registry in CHOICES.items():
         for name, schema in registry.schemas().items():
             store.store(group=f"schema/{group}", name=name, node=schema)
+
+
+def task_config(config: DictConfig) -> DictConfig:
+    """A config Hydra composed, without its ``hydra`` node: what the task function is called
+    with (a copy)."""
+    task = copy.deepcopy(config)
+    with read_write(task), open_dict(task):
+        del task["hydra"]
+    return task
 
 
 def validate(cfg: DictConfig) -> Config:

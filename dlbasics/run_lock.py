@@ -16,7 +16,6 @@ all. The run that starts there then takes that lock over (once: a second holder 
 process is refused as any other).
 """
 
-import copy
 import fcntl
 import json
 import os
@@ -28,10 +27,10 @@ from types import TracebackType
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf
 
 from dlbasics.cli import fail, on_refusal, unwritable
-from dlbasics.config import validate
+from dlbasics.config import task_config, validate
 from dlbasics.errors import OutputError, UserError
 
 LOCK_FILE = ".lock"
@@ -127,14 +126,11 @@ class RunDirectoryGuard(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 alone writes
             return
-        task_config = copy.deepcopy(config)
-        with read_write(task_config), open_dict(task_config):
-            del task_config["hydra"]
         run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir")))  # as run_job names it
         made = [d for d in (run_dir, *run_dir.parents) if not d.exists()]  # innermost first
         on_refusal(lambda: _remove_if_only_started(made))
         try:
-            validate(task_config)
+            validate(task_config(config))
             RunDirectoryLock(run_dir).__enter__().hand_over()  # to the run, which releases it
         except UserError as error:
             fail(str(error))

@@ -39,13 +39,13 @@ from dlbasics.cli import fail, interrupt_on_ctrl_c, run_app, task  # noqa: E402
 from dlbasics.config import register_configs, validate  # noqa: E402
 from dlbasics.config_guard import harden_resolvers, refuse_code_in_arguments  # noqa: E402
 from dlbasics.errors import UserError  # noqa: E402
-from dlbasics.help import help_text  # noqa: E402
+from dlbasics.help import group_choices, help_text  # noqa: E402
 from dlbasics.sweeps.overrides import keys_beside_swept_groups  # noqa: E402
 from dlbasics.sweeps.resume import resume_argv  # noqa: E402
 
 register_configs()
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-GROUPS = sorted(path.name for path in CONFIGS.iterdir() if path.is_dir() and path.name != "hydra")
+GROUPS = list(group_choices(CONFIGS))  # the config groups: model, optim, experiment, …
 
 # Under torchrun every rank runs this script. Rank 0 writes the run directory; the others write
 # nothing: no directory of their own (their clocks could name another), no .hydra/, no train.log.

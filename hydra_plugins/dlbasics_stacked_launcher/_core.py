@@ -34,7 +34,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from dlbasics import stacked_runs
 from dlbasics.cli import interrupt_on_ctrl_c
-from dlbasics.config import Config, validate
+from dlbasics.config import Config, task_config, validate
 from dlbasics.config_guard import harden_resolvers
 from dlbasics.errors import UserError
 from dlbasics.sweeps.callback import checks_its_jobs, refuse_jobs
@@ -130,7 +130,7 @@ def _validated(config: DictConfig) -> tuple[Config | None, str | None]:
     UserError's message) when validate refuses it: the job then runs alone, and its failure
     is recorded there (a grid sweep stops before it, in launch)."""
     try:
-        return validate(_task_config(config)), None
+        return validate(task_config(config)), None
     except UserError as error:
         return None, str(error)
     except Exception:  # noqa: BLE001 - recorded when the job runs alone
@@ -292,7 +292,7 @@ def _end_jobs(
 def _job_return(config: DictConfig) -> JobReturn:
     """The JobReturn run_job would make for this job, before its status and return value."""
     ret = JobReturn()
-    ret.cfg = _task_config(config)
+    ret.cfg = task_config(config)
     ret.hydra_cfg = copy.deepcopy(HydraConfig.instance().cfg)
     ret.overrides = OmegaConf.to_container(config.hydra.overrides.task)
     ret.working_dir = os.getcwd()
@@ -310,17 +310,9 @@ def _write_hydra_files(config: DictConfig) -> None:
     hydra_dir = run_dir / str(config.hydra.output_subdir)
     hydra_dir.mkdir(parents=True, exist_ok=True)
     with _hydra_config(config):
-        OmegaConf.save(_task_config(config), hydra_dir / "config.yaml")
+        OmegaConf.save(task_config(config), hydra_dir / "config.yaml")
         OmegaConf.save(HydraConfig.instance().cfg, hydra_dir / "hydra.yaml")
         OmegaConf.save(config.hydra.overrides.task, hydra_dir / "overrides.yaml")
-
-
-def _task_config(config: DictConfig) -> DictConfig:
-    """The job's config without Hydra's node: what the task function is called with."""
-    task_cfg = copy.deepcopy(config)
-    with read_write(task_cfg), open_dict(task_cfg):
-        del task_cfg["hydra"]
-    return task_cfg
 
 
 def _env_set(config: DictConfig) -> dict[str, str]:
